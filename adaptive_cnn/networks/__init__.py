@@ -1,0 +1,39 @@
+"""CNN families, their search spaces and builders.
+
+Importing this package registers the built-in families ``conv`` and ``mbconv``.
+"""
+
+from adaptive_cnn.networks.cost import arch_cost
+from adaptive_cnn.networks.dimensions import Categorical, Dimension, Integer, Real
+from adaptive_cnn.networks.mbconv import MBConvArch, MBConvFamily, MBLayer
+from adaptive_cnn.networks.plain_conv import ConvArch, ConvBlock, PlainConvFamily
+from adaptive_cnn.networks.registry import (
+    Arch,
+    NetworkFamily,
+    create_network,
+    get_family,
+    list_networks,
+    parse_arch,
+    register_network,
+)
+
+__all__ = [
+    "Arch",
+    "Categorical",
+    "ConvArch",
+    "ConvBlock",
+    "Dimension",
+    "Integer",
+    "MBConvArch",
+    "MBConvFamily",
+    "MBLayer",
+    "NetworkFamily",
+    "PlainConvFamily",
+    "Real",
+    "arch_cost",
+    "create_network",
+    "get_family",
+    "list_networks",
+    "parse_arch",
+    "register_network",
+]

@@ -1,0 +1,317 @@
+"""Family ``mbconv``: inverted-residual networks, as in Single-Path NAS's search space.
+
+Grammar (tokens joined by ``-``)::
+
+    stem{c}-{layer or skip}-...[-head{c}]
+    layer = m{out}k{kernel}e{expansion}[s{stride}]
+    e.g. stem16-m16k3e1-m24k5e6s2-m24k3e3-skip-m40k5e6s2-m40k3e3-head128
+
+``stem{c}`` is a 3x3 conv (stride 1) + BN + ReLU6; each ``m..`` is an MBConv layer (see
+:class:`~adaptive_cnn.networks.mbconv_blocks.InvertedResidual`) with a residual add when
+its stride is 1 and its input and output channels are equal; ``skip`` is an identity slot;
+``head{c}`` is a 1x1 conv + BN + ReLU6; then global average pooling and a linear classifier.
+
+The search space is a fixed macro-architecture (stem 16; stages (channels, stride,
+layers) = (16,1,1), (24,2,2), (40,2,2), (80,2,2); head 128) scaled by a width multiplier,
+with a kernel and expansion per slot, and a skip choice for every slot that is not the
+first of its stage (the first changes the shape, so it is never skipped).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import nn
+
+from adaptive_cnn.errors import ArchitectureError
+from adaptive_cnn.networks.dimensions import Categorical, Dimension
+from adaptive_cnn.networks.encoding import VectorReader, VectorWriter
+from adaptive_cnn.networks.mbconv_blocks import InvertedResidual, conv_bn
+from adaptive_cnn.networks.registry import NetworkFamily, register_network
+
+EXAMPLE = "stem16-m16k3e1-m24k5e6s2-m24k3e3-skip-m40k5e6s2-m40k3e3-head128"
+GRAMMAR = "stem{c}-m{out}k{kernel}e{expansion}[s{stride}]|skip-...[-head{c}]"
+
+STEM = 16
+HEAD = 128
+STAGES = ((16, 1, 1), (24, 2, 2), (40, 2, 2), (80, 2, 2))
+WIDTHS = (0.5, 0.75, 1.0, 1.5)
+KERNELS = (3, 5)
+EXPANSIONS = (1, 3, 6)
+
+_NUM = r"([1-9]\d*)"
+_STEM_TOKEN = re.compile(rf"stem{_NUM}")
+_HEAD_TOKEN = re.compile(rf"head{_NUM}")
+_LAYER_TOKEN = re.compile(rf"m{_NUM}k{_NUM}e{_NUM}(?:s{_NUM})?")
+SKIP_TOKEN = "skip"
+
+
+def _positive(value: Any) -> bool:
+    return type(value) is int and value > 0
+
+
+@dataclass(frozen=True)
+class MBLayer:
+    """One MBConv layer.
+
+    Attributes:
+        out_channels: output channels.
+        kernel: odd depthwise kernel size.
+        expansion: expansion ratio of the hidden channels (1 = no expand conv).
+        stride: depthwise stride.
+    """
+
+    out_channels: int
+    kernel: int
+    expansion: int
+    stride: int = 1
+
+    def __post_init__(self) -> None:
+        values = (self.out_channels, self.kernel, self.expansion, self.stride)
+        if not all(_positive(v) for v in values) or self.kernel % 2 == 0:
+            raise ArchitectureError(
+                f"bad MBConv layer (out={self.out_channels!r}, kernel={self.kernel!r}, "
+                f"expansion={self.expansion!r}, stride={self.stride!r}): all are positive "
+                f"integers and the kernel is odd"
+            )
+
+    def to_str(self) -> str:
+        """The layer's token, e.g. ``m24k5e6s2`` (stride 1 is omitted)."""
+        stride = f"s{self.stride}" if self.stride != 1 else ""
+        return f"m{self.out_channels}k{self.kernel}e{self.expansion}{stride}"
+
+
+@dataclass(frozen=True)
+class MBConvArch:
+    """An inverted-residual architecture.
+
+    Attributes:
+        stem: output channels of the 3x3 stem conv.
+        layers: the slots in order; ``None`` is a skipped slot (identity).
+        head: output channels of the 1x1 head conv, or ``None`` for no head.
+    """
+
+    family: ClassVar[str] = "mbconv"
+    stem: int
+    layers: tuple[MBLayer | None, ...] = ()
+    head: int | None = None
+
+    def __post_init__(self) -> None:
+        layers_ok = isinstance(self.layers, tuple) and all(
+            layer is None or isinstance(layer, MBLayer) for layer in self.layers
+        )
+        head_ok = self.head is None or _positive(self.head)
+        if not (_positive(self.stem) and layers_ok and head_ok):
+            raise ArchitectureError(
+                f"bad mbconv architecture (stem={self.stem!r}, layers={self.layers!r}, "
+                f"head={self.head!r}): stem and head are positive integers, layers a tuple "
+                f"of MBLayer or None"
+            )
+
+    def to_str(self) -> str:
+        """The canonical string, e.g. ``stem16-m16k3e1-skip-head128``."""
+        tokens = [f"stem{self.stem}"]
+        tokens += [SKIP_TOKEN if layer is None else layer.to_str() for layer in self.layers]
+        tokens += [f"head{self.head}"] if self.head is not None else []
+        return "-".join(tokens)
+
+    def __str__(self) -> str:
+        return self.to_str()
+
+
+def _parse_error(s: str, reason: str) -> ArchitectureError:
+    return ArchitectureError(
+        f"bad mbconv architecture {s!r}: {reason}; expected {GRAMMAR}, e.g. {EXAMPLE!r}"
+    )
+
+
+def _parse_layer(s: str, token: str) -> MBLayer | None:
+    if token == SKIP_TOKEN:
+        return None
+    match = _LAYER_TOKEN.fullmatch(token)
+    if not match:
+        raise _parse_error(s, f"bad token {token!r}")
+    out, kernel, expansion, stride = (int(g) if g else 1 for g in match.groups())
+    if kernel % 2 == 0:
+        raise _parse_error(s, f"even kernel in {token!r}; depthwise kernels are odd")
+    return MBLayer(out, kernel, expansion, stride)
+
+
+def parse_mbconv(s: str) -> MBConvArch:
+    """Parse an ``mbconv`` architecture string (see the module docstring for the grammar).
+
+    Raises:
+        ArchitectureError: the string does not follow the grammar; names the bad token.
+    """
+    tokens = s.strip().split("-") if s.strip() else []
+    stem = _STEM_TOKEN.fullmatch(tokens[0]) if tokens else None
+    if not stem:
+        raise _parse_error(s, "it must start with stem{channels}")
+    head = _HEAD_TOKEN.fullmatch(tokens[-1]) if len(tokens) > 1 else None
+    middle = tokens[1:-1] if head else tokens[1:]
+    layers = tuple(_parse_layer(s, token) for token in middle)
+    return MBConvArch(int(stem[1]), layers, int(head[1]) if head else None)
+
+
+def build_mbconv(
+    arch: MBConvArch, input_shape: tuple[int, int, int], num_classes: int
+) -> nn.Module:
+    """Build the module: ``stem``, ``blocks``, optional ``head``, ``pool``, ``classifier``.
+
+    Args:
+        arch: the architecture.
+        input_shape: (channels, height, width) of one image.
+        num_classes: number of output logits.
+
+    Returns:
+        An ``nn.Sequential`` mapping (N, C, H, W) to (N, num_classes).
+    """
+    parts: OrderedDict[str, nn.Module] = OrderedDict(stem=conv_bn(input_shape[0], arch.stem, 3))
+    blocks: list[nn.Module] = []
+    channels = arch.stem
+    for layer in arch.layers:
+        if layer is None:
+            blocks.append(nn.Identity())
+            continue
+        blocks.append(
+            InvertedResidual(
+                channels, layer.out_channels, layer.kernel, layer.expansion, layer.stride
+            )
+        )
+        channels = layer.out_channels
+    parts["blocks"] = nn.Sequential(*blocks)
+    if arch.head is not None:
+        parts["head"] = conv_bn(channels, arch.head, 1)
+        channels = arch.head
+    parts["pool"] = nn.AdaptiveAvgPool2d(1)
+    parts["flatten"] = nn.Flatten()
+    parts["classifier"] = nn.Linear(channels, num_classes)
+    return nn.Sequential(parts)
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """``channels * width`` rounded to the nearest multiple of 8 (halves up), at least 8."""
+    return max(8, int(channels * width / 8 + 0.5) * 8)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    channels: int
+    stride: int
+    first: bool
+
+
+def _slots(width: float) -> tuple[_Slot, ...]:
+    return tuple(
+        _Slot(scaled_channels(channels, width), stride if i == 0 else 1, i == 0)
+        for channels, stride, n_layers in STAGES
+        for i in range(n_layers)
+    )
+
+
+def _dimensions() -> tuple[Dimension, ...]:
+    dims: list[Dimension] = [Categorical("width", WIDTHS)]
+    for i, slot in enumerate(_slots(1.0), start=1):
+        dims += [Categorical(f"kernel_{i}", KERNELS), Categorical(f"expansion_{i}", EXPANSIONS)]
+        if not slot.first:
+            dims.append(Categorical(f"skip_{i}", (False, True)))
+    return tuple(dims)
+
+
+_DIMENSIONS = _dimensions()
+
+
+def _width_of(arch: MBConvArch, out: VectorWriter) -> float:
+    for width in WIDTHS:
+        if (arch.stem, arch.head) == (scaled_channels(STEM, width), scaled_channels(HEAD, width)):
+            return width
+    expected = ", ".join(
+        f"stem{scaled_channels(STEM, w)}/head{scaled_channels(HEAD, w)} (width {w})" for w in WIDTHS
+    )
+    raise out.error(f"stem{arch.stem}/head{arch.head} matches no width; expected one of {expected}")
+
+
+def _encode_slot(i: int, layer: MBLayer | None, slot: _Slot, out: VectorWriter) -> None:
+    if layer is None:
+        if slot.first:
+            raise out.error(f"slot {i} is the first of its stage and cannot be skipped")
+        out[f"skip_{i}"] = True
+        return
+    if not slot.first:
+        out[f"skip_{i}"] = False
+    if (layer.out_channels, layer.stride) != (slot.channels, slot.stride):
+        raise out.error(
+            f"slot {i} ({layer.to_str()}) must have {slot.channels} output channels "
+            f"and stride {slot.stride} at this width"
+        )
+    out[f"kernel_{i}"] = layer.kernel
+    out[f"expansion_{i}"] = layer.expansion
+
+
+class MBConvFamily(NetworkFamily[MBConvArch]):
+    """The ``mbconv`` family: a width-scaled MobileNetV2-like macro-architecture of 7 slots."""
+
+    name = "mbconv"
+    arch_type = MBConvArch
+    example = EXAMPLE
+
+    def from_str(self, s: str) -> MBConvArch:
+        """Parse an ``mbconv`` string; see :func:`parse_mbconv`."""
+        return parse_mbconv(s)
+
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """width, then per slot i: kernel_i, expansion_i and (not first of stage) skip_i."""
+        return _DIMENSIONS
+
+    def encode(self, arch: MBConvArch) -> list[Any]:
+        """The 18-value encoding; kernel/expansion of skipped slots get filler values."""
+        self.check_arch(arch)
+        out = VectorWriter(self.name, _DIMENSIONS, arch.to_str())
+        width = _width_of(arch, out)
+        out["width"] = width
+        slots = _slots(width)
+        if len(arch.layers) != len(slots):
+            raise out.error(f"{len(arch.layers)} layer slots, the space has {len(slots)}")
+        for i, (layer, slot) in enumerate(zip(arch.layers, slots, strict=True), start=1):
+            _encode_slot(i, layer, slot, out)
+        return out.to_list()
+
+    def decode(self, vector: Sequence[Any]) -> MBConvArch:
+        """The architecture of an 18-value encoding; inactive entries are ignored."""
+        v = VectorReader(self.name, _DIMENSIONS, vector)
+        width = v["width"]
+        layers: list[MBLayer | None] = []
+        for i, slot in enumerate(_slots(width), start=1):
+            if not slot.first and v[f"skip_{i}"]:
+                layers.append(None)
+                continue
+            layers.append(
+                MBLayer(slot.channels, v[f"kernel_{i}"], v[f"expansion_{i}"], slot.stride)
+            )
+        return MBConvArch(scaled_channels(STEM, width), tuple(layers), scaled_channels(HEAD, width))
+
+    def references(self) -> dict[str, MBConvArch]:
+        """Reference networks of the space at widths 0.5, 1.0 and 1.5."""
+        return {
+            "small": parse_mbconv(
+                "stem8-m8k3e1-m16k3e3s2-m16k3e3-m24k3e3s2-m24k3e3-m40k3e3s2-m40k3e3-head64"
+            ),
+            "medium": parse_mbconv(
+                "stem16-m16k3e1-m24k3e6s2-m24k3e3-m40k5e6s2-m40k3e3-m80k5e6s2-m80k3e3-head128"
+            ),
+            "large": parse_mbconv(
+                "stem24-m24k3e1-m40k5e6s2-m40k5e6-m64k5e6s2-m64k5e6-m120k5e6s2-m120k5e6-head192"
+            ),
+        }
+
+    def _build(
+        self, arch: MBConvArch, input_shape: tuple[int, int, int], num_classes: int
+    ) -> nn.Module:
+        return build_mbconv(arch, input_shape, num_classes)
+
+
+register_network(MBConvFamily())
