@@ -1,0 +1,27 @@
+"""Deterministic training of registry networks with a content-addressed cache."""
+
+from adaptive_cnn.training.cache import TrainingCache, cache_key, default_cache_dir
+from adaptive_cnn.training.config import TrainConfig
+from adaptive_cnn.training.result import TrainResult
+from adaptive_cnn.training.trainer import (
+    TrainProgress,
+    accuracy,
+    code_version,
+    predict_probs,
+    torch_threads,
+    train,
+)
+
+__all__ = [
+    "TrainConfig",
+    "TrainProgress",
+    "TrainResult",
+    "TrainingCache",
+    "accuracy",
+    "cache_key",
+    "code_version",
+    "default_cache_dir",
+    "predict_probs",
+    "torch_threads",
+    "train",
+]

@@ -1,0 +1,132 @@
+"""Deterministic training, accuracy on real (small) data, and the training cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.training import TrainConfig, TrainingCache, train
+from adaptive_cnn.training import trainer as trainer_module
+
+SMALL = "c16k3p-c32k3p-fc64"
+QUICK = TrainConfig(epochs=2, batch_size=64)
+
+
+@pytest.mark.slow
+def test_digits_reaches_90_percent_test_accuracy(digits):
+    result = train(SMALL, digits, TrainConfig(epochs=15, batch_size=32, lr=3e-3), seed=0, threads=1)
+    assert result.test_accuracy > 0.90
+    assert result.val_probs.shape == (len(digits.val), 10)
+    assert result.test_probs.dtype == np.float32
+    np.testing.assert_allclose(result.test_probs.sum(axis=1), 1.0, rtol=1e-5)
+    expected = float(np.mean(result.test_probs.argmax(axis=1) == digits.test.labels))
+    assert result.test_accuracy == expected
+
+
+def test_same_seed_same_weights_and_probabilities(digits):
+    first = train(SMALL, digits, QUICK, seed=3, threads=1)
+    second = train(SMALL, digits, QUICK, seed=3, threads=1)
+    np.testing.assert_array_equal(first.val_probs, second.val_probs)
+    for name, tensor in first.state_dict.items():
+        assert np.array_equal(tensor.numpy(), second.state_dict[name].numpy()), name
+    other = train(SMALL, digits, QUICK, seed=4, threads=1)
+    assert not np.array_equal(first.val_probs, other.val_probs)
+
+
+def test_cache_hit_trains_nothing(digits, cache, monkeypatch):
+    first = train(SMALL, digits, QUICK, seed=0, threads=1, cache=cache)
+    assert not first.cache_hit
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a cache hit must not train")
+
+    monkeypatch.setattr(trainer_module, "_train_uncached", must_not_train)
+    again = train(SMALL, digits, QUICK, seed=0, threads=1, cache=cache)
+    assert again.cache_hit
+    assert again.cache_key == first.cache_key
+    assert again.train_seconds == first.train_seconds
+    np.testing.assert_array_equal(again.test_probs, first.test_probs)
+    for name, tensor in first.state_dict.items():
+        assert np.array_equal(tensor.numpy(), again.state_dict[name].numpy()), name
+
+
+def test_key_covers_config_seed_and_split(digits, cache):
+    base = train(SMALL, digits, QUICK, seed=0, threads=1, cache=cache)
+    keys = {
+        base.cache_key,
+        train(
+            SMALL, digits, TrainConfig(epochs=1, batch_size=64), seed=0, threads=1, cache=cache
+        ).cache_key,
+        train(SMALL, digits, QUICK, seed=1, threads=1, cache=cache).cache_key,
+    }
+    assert len(keys) == 3
+
+
+def test_subset_budget_trains_on_fewer_images(digits):
+    steps = []
+    train(
+        SMALL,
+        digits,
+        TrainConfig(epochs=1, subset=128, batch_size=64),
+        threads=1,
+        progress=lambda p: steps.append(p.total_steps),
+    )
+    assert steps and steps[-1] == 2  # 128 images / 64 per step
+
+
+def test_fractional_epochs(digits):
+    steps = []
+    full = -(-len(digits.train) // 64)
+    train(
+        SMALL,
+        digits,
+        TrainConfig(epochs=0.5, batch_size=64),
+        threads=1,
+        progress=lambda p: steps.append(p.total_steps),
+    )
+    assert steps[-1] == round(0.5 * full)
+
+
+def test_failed_write_leaves_no_entry(digits, cache, monkeypatch):
+    from adaptive_cnn.training import cache as cache_module
+
+    def crash(folder, result):
+        (folder / "weights.pt").write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache_module, "_write_entry", crash)
+    with pytest.raises(OSError):
+        train(SMALL, digits, QUICK, threads=1, cache=cache)
+    monkeypatch.undo()
+    result = train(SMALL, digits, QUICK, threads=1, cache=cache)
+    assert not result.cache_hit  # nothing half-written was taken as an entry
+
+
+def test_unreadable_entry_is_ignored_and_retrained(digits, cache):
+    first = train(SMALL, digits, QUICK, threads=1, cache=cache)
+    entry = cache.root / "entries" / first.cache_key[:2] / first.cache_key
+    (entry / "val_probs.npy").write_bytes(b"not numpy")
+    with pytest.warns(UserWarning, match="unreadable cache entry"):
+        assert cache.load(first.cache_key) is None
+
+
+def test_config_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(ConfigError, match="unknown training setting 'epoch'"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError, match="epochs must be > 0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="subset"):
+        TrainConfig(subset=0)
+    assert TrainConfig.from_dict(TrainConfig(epochs=2.5, subset=10).to_dict()) == TrainConfig(
+        epochs=2.5, subset=10
+    )
+
+
+def test_cache_root_that_is_a_file_is_a_clear_error(digits, tmp_path):
+    from adaptive_cnn.errors import CacheError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CacheError, match="cannot write the training cache"):
+        train(SMALL, digits, TrainConfig(epochs=0.1), threads=1, cache=TrainingCache(blocker))
