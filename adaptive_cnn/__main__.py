@@ -1,0 +1,5 @@
+"""``python -m adaptive_cnn`` is the ``acnn`` command."""
+
+from adaptive_cnn.cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""The ``acnn`` command: argument parsing, dispatch and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import adaptive_cnn
+from adaptive_cnn.cli import data_commands, train_command
+from adaptive_cnn.errors import AcnnError
+from energy_models.errors import EnergyModelError
+
+EXIT_USAGE = 2
+EXIT_IO = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acnn",
+        description=(
+            "Design and run adaptive CNN cascades (cheap local CNN -> larger local CNN -> "
+            "cloud) under a per-image device energy budget."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"acnn {adaptive_cnn.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data_commands.add_datasets_parser(commands)
+    data_commands.add_networks_parser(commands)
+    train_command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``acnn`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (AcnnError, EnergyModelError) as exc:
+        print(f"acnn: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"acnn: error: {exc}", file=sys.stderr)
+        return EXIT_IO
+    except KeyboardInterrupt:
+        print("acnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
