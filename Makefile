@@ -1,0 +1,55 @@
+# acnn: two commands on a fresh machine.
+#   make run    set up, then run the main job on Fashion-MNIST
+#   make test   set up, then run the test suite
+# Set-up creates .venv when missing and installs the project into it. torch is
+# installed first at the pinned version (a CPU wheel where one is on local disk);
+# elsewhere pass e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu".
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.acnn-installed
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
+RUN_ARGS ?= --family conv --reference large --epochs 3 --out runs/reference
+
+.PHONY: run test setup dataset lint bench clean
+
+run: setup dataset
+	$(BIN)/acnn datasets
+	$(BIN)/acnn train --dataset fashion-mnist $(RUN_ARGS)
+
+test: setup dataset
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# Fashion-MNIST comes from Debian's package; install it when we can, else say how.
+dataset:
+	@if [ -e "$(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz" ] || [ -e "$(FASHION_MNIST_DIR)/train-images-idx3-ubyte" ]; then \
+	  echo "Fashion-MNIST: $(FASHION_MNIST_DIR)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Fashion-MNIST (dataset-fashion-mnist) with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+	  echo "Fashion-MNIST is not installed. On Debian/Ubuntu run: sudo apt-get install -y dataset-fashion-mnist"; \
+	  echo "or put its four IDX files in a folder and set ACNN_FASHION_MNIST_DIR=/that/folder"; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup dataset
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
