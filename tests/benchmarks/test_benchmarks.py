@@ -1,0 +1,71 @@
+"""The benchmark scripts run end to end (tiny settings, digits) and write their JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_train_throughput_writes_figures(tmp_path, capsys):
+    out = tmp_path / "thru.json"
+    args = [
+        "--dataset",
+        "digits",
+        "--archs",
+        "conv:small",
+        "c8k3p-fc16",
+        "--train-steps",
+        "4",
+        "--warmup-steps",
+        "1",
+        "--repeats",
+        "2",
+        "--latency-runs",
+        "5",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert load("train_throughput").main(args) == 0
+    report = json.loads(out.read_text())
+    assert [r["arch"] for r in report["results"]] == ["c16k3p-c32k3p-fc64", "c8k3p-fc16"]
+    for row in report["results"]:
+        assert len(row["train_images_per_s"]["samples"]) == 2
+        assert row["train_images_per_s"]["median"] > 0
+        assert 0 < row["latency_ms_batch1"]["min"] <= row["latency_ms_batch1"]["median"]
+    assert "img/s" in capsys.readouterr().out
+
+
+def test_reference_accuracy_writes_table(tmp_path, capsys):
+    out = tmp_path / "acc.json"
+    args = [
+        "--dataset",
+        "digits",
+        "--runs",
+        "conv:small:0.5",
+        "--no-cache",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert load("reference_accuracy").main(args) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["results"]
+    assert row["reference"] == "small" and row["config"]["epochs"] == 0.5
+    assert "| conv | small |" in report["table_markdown"]
+    assert "test acc" in capsys.readouterr().out
