@@ -4,7 +4,7 @@ Measures, for each architecture, on the real dataset and the real code path:
 - training images/s of ``adaptive_cnn.training.train`` (AdamW steps, batch 128), taken
   over the steps after a warm-up, from the trainer's own progress reports;
 - batch-1 inference latency (eval mode, no grad): median and p90 of many timed calls
-  after warm-up calls.
+  after warm-up calls, in the trainer's memory format (channels-last) and in NCHW.
 
 Prints one line per architecture and writes a JSON file with the figures, the resolved
 settings and the machine they ran on.
@@ -28,6 +28,7 @@ import torch
 from adaptive_cnn.data import load_dataset
 from adaptive_cnn.networks import arch_cost, create_network, get_family
 from adaptive_cnn.training import TrainConfig, torch_threads, train
+from adaptive_cnn.training.trainer import MEMORY_FORMAT
 
 DEFAULT_ARCHS = ("conv:small", "conv:large", "mbconv:medium")
 
@@ -99,9 +100,11 @@ def _one_training_run(arch, dataset, args, seed: int) -> float:
 
 
 @torch.inference_mode()
-def latency_ms(arch, dataset, runs: int) -> dict:
-    model = create_network(arch, dataset.input_shape, dataset.num_classes).eval()
-    x = torch.randn(1, *dataset.input_shape)
+def latency_ms(arch, dataset, runs: int, memory_format: torch.memory_format) -> dict:
+    """Batch-1 eval latency in ms; ``memory_format`` applies to the model and its input."""
+    model = create_network(arch, dataset.input_shape, dataset.num_classes)
+    model = model.to(memory_format=memory_format).eval()
+    x = torch.randn(1, *dataset.input_shape).contiguous(memory_format=memory_format)
     for _ in range(max(20, runs // 10)):
         model(x)
     samples = []
@@ -123,7 +126,8 @@ def summary_line(row: dict) -> str:
     return (
         f"{row['name']:<16} {row['arch']:<40} "
         f"train {row['train_images_per_s']['median']:8.0f} img/s (median)   "
-        f"batch-1 latency median {latency['median']:.3f} ms (p90 {latency['p90']:.3f})"
+        f"batch-1 latency median {latency['median']:.3f} ms (p90 {latency['p90']:.3f}; "
+        f"NCHW {row['latency_ms_batch1_nchw']['median']:.3f})"
     )
 
 
@@ -152,7 +156,10 @@ def main(argv=None) -> int:
                 "params": cost.params,
                 "macs": cost.macs,
                 "train_images_per_s": training_images_per_s(arch, dataset, args),
-                "latency_ms_batch1": latency_ms(arch, dataset, args.latency_runs),
+                "latency_ms_batch1": latency_ms(arch, dataset, args.latency_runs, MEMORY_FORMAT),
+                "latency_ms_batch1_nchw": latency_ms(
+                    arch, dataset, args.latency_runs, torch.contiguous_format
+                ),
             }
             rows.append(row)
             print(summary_line(row), flush=True)
