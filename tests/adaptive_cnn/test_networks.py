@@ -130,6 +130,7 @@ def test_sampled_dimension_values_are_contained(name: str, seed: int) -> None:
 @pytest.mark.parametrize("name", FAMILIES)
 def test_decode_accepts_skopt_points(name: str) -> None:
     import skopt
+
     family = get_family(name)
     space = skopt.space.Space([dim.to_skopt() for dim in family.dimensions()])
     for point in space.rvs(20, random_state=0):
