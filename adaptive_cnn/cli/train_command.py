@@ -38,42 +38,72 @@ def add_parser(commands) -> None:
         default="fashion-mnist",
         help="dataset name (default: fashion-mnist; see 'acnn datasets')",
     )
-    parser.add_argument("--data-dir", type=Path, help="folder holding the dataset's files")
     parser.add_argument(
-        "--config", type=Path, help="YAML file of training settings; flags override it"
+        "--data-dir", type=Path, metavar="DIR", help="folder holding the dataset's files"
     )
     parser.add_argument(
-        "--epochs", type=float, help="training epochs, fractions allowed (default: 3)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML file of training settings; flags override it",
     )
     parser.add_argument(
-        "--subset", type=int, help="train on this many training images (default: all)"
-    )
-    parser.add_argument("--batch-size", type=int, help="images per step (default: 128)")
-    parser.add_argument("--lr", type=float, help="peak AdamW learning rate (default: 0.002)")
-    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (default: 0.0001)")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of init, subset and batch order (default: 0)"
+        "--epochs", type=float, metavar="N", help="training epochs, fractions allowed (default: 3)"
     )
     parser.add_argument(
-        "--split-seed", type=int, default=0, help="seed of the validation split (default: 0)"
+        "--subset",
+        type=int,
+        metavar="IMAGES",
+        help="train on this many training images (default: all)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, metavar="IMAGES", help="images per step (default: 128)"
+    )
+    parser.add_argument(
+        "--lr", type=float, metavar="RATE", help="peak AdamW learning rate (default: 0.002)"
+    )
+    parser.add_argument(
+        "--weight-decay", type=float, metavar="COEF", help="AdamW weight decay (default: 0.0001)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        default=0,
+        help="seed of init, subset and batch order (default: 0)",
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        metavar="N",
+        default=0,
+        help="seed of the validation split (default: 0)",
     )
     parser.add_argument(
         "--val-fraction",
-        type=float,
+        type=fraction_or_count,
         default=0.1,
-        help="share of training images held out for validation (default: 0.1)",
+        metavar="F",
+        help="validation share of the training images, a fraction in (0, 1) or an image "
+        "count (default: 0.1)",
     )
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
+        metavar="DIR",
         help="training cache folder (default: $ACNN_CACHE_DIR or ~/.cache/acnn)",
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="train even if cached, store nothing"
     )
     parser.add_argument(
-        "--out", type=Path, help="also write train.json, weights.pt and probabilities here"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="also write train.json, weights.pt and probabilities here",
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the table"
@@ -114,6 +144,14 @@ def run(args: argparse.Namespace) -> int:
         write_outputs(args.out, result, record)
     print(json.dumps(record) if args.json else describe(result, dataset))
     return 0
+
+
+def fraction_or_count(text: str) -> float | int:
+    """'0.1' -> 0.1 (a share), '500' -> 500 (an image count)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def resolve_config(args: argparse.Namespace):

@@ -144,3 +144,10 @@ def test_console_script_help():
     assert done.returncode == 0
     for command in ("datasets", "networks", "train"):
         assert command in done.stdout
+
+
+def test_val_fraction_accepts_an_image_count(capsys):
+    code, out, _ = run_cli(
+        capsys, *TRAIN, "--val-fraction", "300", "--no-cache", "--json", "--quiet"
+    )
+    assert code == 0 and json.loads(out)["split"]["num_val"] == 300
