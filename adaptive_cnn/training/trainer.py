@@ -259,7 +259,10 @@ class _Reporter:
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """Class probabilities, float32 of shape (N, K), for native-scale images (N, C, H, W)."""
+    """Class probabilities, float32 of shape (N, K), for native-scale images (N, C, H, W).
+
+    ``model`` is put in eval mode and channels-last memory format in place.
+    """
     model = model.to(memory_format=MEMORY_FORMAT).eval()
     normalise = _normaliser(prep)
     tensor = torch.from_numpy(np.ascontiguousarray(images))
