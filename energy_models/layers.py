@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from energy_models.errors import EnergyModelError, UnsupportedLayerError
-from energy_models.ops import Add
+from energy_models.ops import Add, Mul
 
 BYTES_PER_ELEMENT = 4  # activations are counted as fp32
 
@@ -28,11 +28,20 @@ SUPPORTED_KINDS: dict[type, str] = {
     nn.BatchNorm2d: "batchnorm2d",
     nn.ReLU: "relu",
     nn.ReLU6: "relu6",
+    nn.LeakyReLU: "leakyrelu",
+    nn.SiLU: "silu",
+    nn.Sigmoid: "sigmoid",
+    nn.Hardswish: "hardswish",
+    nn.Hardsigmoid: "hardsigmoid",
+    nn.Tanh: "tanh",
+    nn.GELU: "gelu",
     nn.MaxPool2d: "maxpool2d",
     nn.AvgPool2d: "avgpool2d",
     nn.AdaptiveAvgPool2d: "adaptiveavgpool2d",
+    nn.AdaptiveMaxPool2d: "adaptivemaxpool2d",
     nn.Flatten: "flatten",
     Add: "add",
+    Mul: "mul",
     nn.Identity: "identity",
     nn.Dropout: "dropout",
 }
@@ -58,6 +67,8 @@ class LayerDescriptor:
         macs: multiply-accumulates per image (conv, linear); 0 for the others.
         elements: number of output elements per image.
         n_inputs: number of input tensors (2 for ``add``).
+        ceil_mode: pooling rounds its output size up.
+        bias: conv or linear layer with a bias.
     """
 
     kind: str
@@ -74,6 +85,8 @@ class LayerDescriptor:
     macs: int = 0
     elements: int = 0
     n_inputs: int = 1
+    ceil_mode: bool = False
+    bias: bool = False
 
     @property
     def activation_bytes(self) -> int:
@@ -115,7 +128,7 @@ def _conv_padding(module: nn.Conv2d, name: str) -> int:
     return _square(module, name, "padding", module.padding)
 
 
-def _geometry(module: nn.Module, name: str) -> dict[str, int]:
+def _geometry(module: nn.Module, name: str) -> dict[str, Any]:
     if isinstance(module, nn.Conv2d):
         if _square(module, name, "dilation", module.dilation) != 1:
             raise UnsupportedLayerError(
@@ -133,6 +146,7 @@ def _geometry(module: nn.Module, name: str) -> dict[str, int]:
             "kernel": _square(module, name, "kernel", module.kernel_size),
             "stride": _square(module, name, "stride", stride),
             "padding": _square(module, name, "padding", module.padding),
+            "ceil_mode": bool(module.ceil_mode),
         }
     return {}
 
@@ -172,6 +186,8 @@ def _describe(
         macs=int(_macs(module, out_shape)),
         elements=math.prod(out_shape),
         n_inputs=len(inputs),
+        bias=getattr(module, "bias", None) is not None
+        and isinstance(module, (nn.Conv2d, nn.Linear)),
         **_geometry(module, name),
     )
 

@@ -16,3 +16,11 @@ class Add(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Return ``a + b``."""
         return a + b
+
+
+class Mul(nn.Module):
+    """Element-wise product, broadcasting ``b`` (e.g. squeeze-and-excitation channel gates)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Return ``a * b``; the output has ``a``'s shape."""
+        return a * b
