@@ -3,17 +3,19 @@
 Importing this package registers the built-in families ``conv`` and ``mbconv``.
 """
 
-from adaptive_cnn.networks.cost import arch_cost
+from adaptive_cnn.networks.cost import arch_cost, describe_arch
 from adaptive_cnn.networks.dimensions import Categorical, Dimension, Integer, Real
 from adaptive_cnn.networks.mbconv import MBConvArch, MBConvFamily, MBLayer
 from adaptive_cnn.networks.plain_conv import ConvArch, ConvBlock, PlainConvFamily
 from adaptive_cnn.networks.registry import (
     Arch,
     NetworkFamily,
+    Part,
     create_network,
     get_family,
     list_networks,
     parse_arch,
+    part_key,
     register_network,
 )
 
@@ -28,12 +30,15 @@ __all__ = [
     "MBConvFamily",
     "MBLayer",
     "NetworkFamily",
+    "Part",
     "PlainConvFamily",
     "Real",
     "arch_cost",
     "create_network",
+    "describe_arch",
     "get_family",
     "list_networks",
     "parse_arch",
+    "part_key",
     "register_network",
 ]

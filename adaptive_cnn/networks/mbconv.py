@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from torch import nn
@@ -31,7 +32,7 @@ from adaptive_cnn.errors import ArchitectureError
 from adaptive_cnn.networks.dimensions import Categorical, Dimension
 from adaptive_cnn.networks.encoding import VectorReader, VectorWriter
 from adaptive_cnn.networks.mbconv_blocks import InvertedResidual, conv_bn
-from adaptive_cnn.networks.registry import NetworkFamily, register_network
+from adaptive_cnn.networks.registry import NetworkFamily, Part, part_key, register_network
 
 EXAMPLE = "stem16-m16k3e1-m24k5e6s2-m24k3e3-skip-m40k5e6s2-m40k3e3-head128"
 GRAMMAR = "stem{c}-m{out}k{kernel}e{expansion}[s{stride}]|skip-...[-head{c}]"
@@ -157,6 +158,67 @@ def parse_mbconv(s: str) -> MBConvArch:
     return MBConvArch(int(stem[1]), layers, int(head[1]) if head else None)
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """One module of the network, made by ``make``."""
+
+    path: str  # "stem", "blocks.{i}", "head", or "" for the tail (pool, flatten, classifier)
+    structure: str  # what the module depends on besides the input shape, e.g. "m24k5e6s2"
+    in_shape: tuple[int, int, int]
+    make: Callable[[], nn.Module]
+
+
+def _strided(size: int, stride: int) -> int:
+    return (size - 1) // stride + 1  # an odd kernel k with padding k // 2
+
+
+def _tail(channels: int, num_classes: int) -> nn.Sequential:
+    return nn.Sequential(
+        OrderedDict(
+            pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(),
+            classifier=nn.Linear(channels, num_classes),
+        )
+    )
+
+
+def _block(in_channels: int, layer: MBLayer | None) -> Callable[[], nn.Module]:
+    if layer is None:
+        return nn.Identity
+    return partial(
+        InvertedResidual,
+        in_channels,
+        layer.out_channels,
+        layer.kernel,
+        layer.expansion,
+        layer.stride,
+    )
+
+
+def _pieces(arch: MBConvArch, input_shape: tuple[int, int, int], num_classes: int) -> list[_Piece]:
+    """The network as pieces in construction order, which both the builder and parts use."""
+    channels, height, width = input_shape
+    pieces = [
+        _Piece("stem", f"stem{arch.stem}", input_shape, partial(conv_bn, channels, arch.stem, 3))
+    ]
+    channels = arch.stem
+    for i, layer in enumerate(arch.layers):
+        structure = SKIP_TOKEN if layer is None else layer.to_str()
+        pieces.append(
+            _Piece(f"blocks.{i}", structure, (channels, height, width), _block(channels, layer))
+        )
+        if layer is not None:
+            channels = layer.out_channels
+            height, width = _strided(height, layer.stride), _strided(width, layer.stride)
+    if arch.head is not None:
+        head = partial(conv_bn, channels, arch.head, 1)
+        pieces.append(_Piece("head", f"head{arch.head}", (channels, height, width), head))
+        channels = arch.head
+    tail = partial(_tail, channels, num_classes)
+    pieces.append(_Piece("", f"classifier{num_classes}", (channels, height, width), tail))
+    return pieces
+
+
 def build_mbconv(
     arch: MBConvArch, input_shape: tuple[int, int, int], num_classes: int
 ) -> nn.Module:
@@ -170,27 +232,27 @@ def build_mbconv(
     Returns:
         An ``nn.Sequential`` mapping (N, C, H, W) to (N, num_classes).
     """
-    parts: OrderedDict[str, nn.Module] = OrderedDict(stem=conv_bn(input_shape[0], arch.stem, 3))
-    blocks: list[nn.Module] = []
-    channels = arch.stem
-    for layer in arch.layers:
-        if layer is None:
-            blocks.append(nn.Identity())
-            continue
-        blocks.append(
-            InvertedResidual(
-                channels, layer.out_channels, layer.kernel, layer.expansion, layer.stride
-            )
-        )
-        channels = layer.out_channels
-    parts["blocks"] = nn.Sequential(*blocks)
-    if arch.head is not None:
-        parts["head"] = conv_bn(channels, arch.head, 1)
-        channels = arch.head
-    parts["pool"] = nn.AdaptiveAvgPool2d(1)
-    parts["flatten"] = nn.Flatten()
-    parts["classifier"] = nn.Linear(channels, num_classes)
-    return nn.Sequential(parts)
+    made = {piece.path: piece.make() for piece in _pieces(arch, input_shape, num_classes)}
+    modules: OrderedDict[str, nn.Module] = OrderedDict(stem=made["stem"])
+    modules["blocks"] = nn.Sequential(*(made[f"blocks.{i}"] for i in range(len(arch.layers))))
+    if "head" in made:
+        modules["head"] = made["head"]
+    modules.update(made[""].named_children())
+    return nn.Sequential(modules)
+
+
+def mbconv_parts(
+    arch: MBConvArch, input_shape: tuple[int, int, int], num_classes: int
+) -> list[Part]:
+    """The pieces of :func:`build_mbconv`'s network, in order.
+
+    The stem, each MBConv layer or skip, the head, and the pool, flatten and classifier
+    together.
+    """
+    return [
+        Part(part_key(MBConvArch.family, p.structure, p.in_shape), p.in_shape, p.make, p.path)
+        for p in _pieces(arch, input_shape, num_classes)
+    ]
 
 
 def scaled_channels(channels: int, width: float) -> int:
@@ -312,6 +374,11 @@ class MBConvFamily(NetworkFamily[MBConvArch]):
         self, arch: MBConvArch, input_shape: tuple[int, int, int], num_classes: int
     ) -> nn.Module:
         return build_mbconv(arch, input_shape, num_classes)
+
+    def _parts(
+        self, arch: MBConvArch, input_shape: tuple[int, int, int], num_classes: int
+    ) -> list[Part]:
+        return mbconv_parts(arch, input_shape, num_classes)
 
 
 register_network(MBConvFamily())

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from torch import nn
@@ -23,7 +24,7 @@ from torch import nn
 from adaptive_cnn.errors import ArchitectureError
 from adaptive_cnn.networks.dimensions import Categorical, Dimension, Integer
 from adaptive_cnn.networks.encoding import VectorReader, VectorWriter
-from adaptive_cnn.networks.registry import NetworkFamily, register_network
+from adaptive_cnn.networks.registry import NetworkFamily, Part, part_key, register_network
 
 EXAMPLE = "bn-c16k3p-c32k5p-fc64"
 GRAMMAR = "[bn-]c{filters}k{kernel}[p|a]-...[-fc{units}...]"
@@ -36,6 +37,8 @@ _SUFFIX_POOL = {v: k for k, v in _POOL_SUFFIX.items()}
 
 _CONV_TOKEN = re.compile(r"c([1-9]\d*)k([1-9]\d*)([pa]?)")
 _FC_TOKEN = re.compile(r"fc([1-9]\d*)")
+
+LayerMaker = Callable[[], nn.Module]
 
 
 def _positive(value: Any) -> bool:
@@ -139,24 +142,59 @@ def parse_conv(s: str) -> ConvArch:
     return ConvArch(tuple(blocks), tuple(fc_units), batch_norm)
 
 
-def _conv_layers(block: ConvBlock, in_channels: int, batch_norm: bool) -> list[nn.Module]:
+_POOL_LAYERS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+_CONTAINERS = ("features", "flatten", "classifier")
+
+
+def _conv_layers(block: ConvBlock, in_channels: int, batch_norm: bool) -> list[LayerMaker]:
+    """Makers of one block's layers: conv (+ batch norm) + ReLU (+ 2x2 pool)."""
     # Odd kernels get explicit symmetric padding; even ones need torch's asymmetric 'same'.
     padding: int | str = block.kernel // 2 if block.kernel % 2 else "same"
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, block.filters, block.kernel, padding=padding, bias=not batch_norm)
-    ]
+    conv = partial(
+        nn.Conv2d, in_channels, block.filters, block.kernel, padding=padding, bias=not batch_norm
+    )
+    layers: list[LayerMaker] = [conv]
     if batch_norm:
-        layers.append(nn.BatchNorm2d(block.filters))
-    layers.append(nn.ReLU())
-    if block.pool == "max":
-        layers.append(nn.MaxPool2d(2, ceil_mode=True))
-    elif block.pool == "avg":
-        layers.append(nn.AvgPool2d(2, ceil_mode=True))
+        layers.append(partial(nn.BatchNorm2d, block.filters))
+    layers.append(nn.ReLU)
+    if block.pool != "none":
+        layers.append(partial(_POOL_LAYERS[block.pool], 2, ceil_mode=True))
     return layers
 
 
 def _pooled(size: int, pool: str) -> int:
     return size if pool == "none" else (size + 1) // 2
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A run of layers of one of the network's containers, made by ``layers`` in order."""
+
+    container: str  # "features", "flatten" or "classifier"
+    structure: str  # what the layers depend on besides the input shape, e.g. "bn-c16k3p"
+    in_shape: tuple[int, ...]
+    layers: tuple[LayerMaker, ...]
+
+
+def _pieces(arch: ConvArch, input_shape: tuple[int, int, int], num_classes: int) -> list[_Piece]:
+    """The network as pieces in construction order, which both the builder and parts use."""
+    channels, height, width = input_shape
+    bn = "bn-" if arch.batch_norm else ""
+    pieces: list[_Piece] = []
+    for block in arch.blocks:
+        layers = tuple(_conv_layers(block, channels, arch.batch_norm))
+        pieces.append(_Piece("features", bn + block.to_str(), (channels, height, width), layers))
+        channels = block.filters
+        height, width = _pooled(height, block.pool), _pooled(width, block.pool)
+    pieces.append(_Piece("flatten", "flatten", (channels, height, width), (nn.Flatten,)))
+    in_features = channels * height * width
+    for units in arch.fc_units:
+        fc = (partial(nn.Linear, in_features, units), nn.ReLU)
+        pieces.append(_Piece("classifier", f"fc{units}", (in_features,), fc))
+        in_features = units
+    out = (partial(nn.Linear, in_features, num_classes),)
+    pieces.append(_Piece("classifier", f"out{num_classes}", (in_features,), out))
+    return pieces
 
 
 def build_conv(arch: ConvArch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -170,25 +208,41 @@ def build_conv(arch: ConvArch, input_shape: tuple[int, int, int], num_classes: i
     Returns:
         An ``nn.Sequential`` mapping (N, C, H, W) to (N, num_classes).
     """
-    channels, height, width = input_shape
-    features: list[nn.Module] = []
-    for block in arch.blocks:
-        features += _conv_layers(block, channels, arch.batch_norm)
-        channels = block.filters
-        height, width = _pooled(height, block.pool), _pooled(width, block.pool)
-    classifier: list[nn.Module] = []
-    in_features = channels * height * width
-    for units in arch.fc_units:
-        classifier += [nn.Linear(in_features, units), nn.ReLU()]
-        in_features = units
-    classifier.append(nn.Linear(in_features, num_classes))
+    layers: dict[str, list[nn.Module]] = {name: [] for name in _CONTAINERS}
+    for piece in _pieces(arch, input_shape, num_classes):
+        layers[piece.container] += [make() for make in piece.layers]
     return nn.Sequential(
         OrderedDict(
-            features=nn.Sequential(*features),
-            flatten=nn.Flatten(),
-            classifier=nn.Sequential(*classifier),
+            features=nn.Sequential(*layers["features"]),
+            flatten=layers["flatten"][0],
+            classifier=nn.Sequential(*layers["classifier"]),
         )
     )
+
+
+def conv_parts(arch: ConvArch, input_shape: tuple[int, int, int], num_classes: int) -> list[Part]:
+    """The pieces of :func:`build_conv`'s network, in order.
+
+    Each conv block with its batch norm, ReLU and pool; the flatten; each hidden linear with
+    its ReLU; the classifier. Blocks and linears are runs of the flat ``features`` and
+    ``classifier`` containers, hence the offsets.
+    """
+    parts: list[Part] = []
+    offsets = dict.fromkeys(_CONTAINERS, 0)
+    for piece in _pieces(arch, input_shape, num_classes):
+        key = part_key(ConvArch.family, piece.structure, piece.in_shape)
+        if piece.container == "flatten":
+            parts.append(Part(key, piece.in_shape, piece.layers[0], "flatten"))
+            continue
+        build = partial(_sequential, piece.layers)
+        offset = offsets[piece.container]
+        parts.append(Part(key, piece.in_shape, build, piece.container, offset))
+        offsets[piece.container] += len(piece.layers)
+    return parts
+
+
+def _sequential(layers: Sequence[LayerMaker]) -> nn.Sequential:
+    return nn.Sequential(*(make() for make in layers))
 
 
 def _dimensions() -> tuple[Dimension, ...]:
@@ -259,6 +313,11 @@ class PlainConvFamily(NetworkFamily[ConvArch]):
         self, arch: ConvArch, input_shape: tuple[int, int, int], num_classes: int
     ) -> nn.Module:
         return build_conv(arch, input_shape, num_classes)
+
+    def _parts(
+        self, arch: ConvArch, input_shape: tuple[int, int, int], num_classes: int
+    ) -> list[Part]:
+        return conv_parts(arch, input_shape, num_classes)
 
 
 register_network(PlainConvFamily())

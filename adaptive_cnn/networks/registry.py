@@ -7,12 +7,18 @@ everything else finds them by name::
 
     arch = parse_arch("bn-c16k3p-c32k5p-fc64")       # or "conv:bn-c16k3p-c32k5p-fc64"
     net = create_network(arch, input_shape=(1, 28, 28), num_classes=10)
+
+A family may also split its network into :class:`Part` s, independent pieces (a conv
+block, an MBConv layer, the classifier) keyed by their structure and input shape, so that
+per-layer descriptions can be memoised per piece across architectures
+(:func:`adaptive_cnn.networks.describe_arch`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -38,6 +44,50 @@ class Arch(Protocol):
 
 
 A = TypeVar("A", bound=Arch)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One independent piece of a network: described alone, it gives the network's layers.
+
+    Attributes:
+        key: the piece's structure together with its input shape, from :func:`part_key`:
+            pieces with equal keys have equal layer descriptors up to their names, so two
+            architectures sharing a piece share its key.
+        in_shape: shape of the piece's input, batch excluded: (C, H, W) or (features,).
+        build: makes the piece's module with the family's own builders.
+        prefix: the piece's path in the network (``"blocks.3"``); the piece's layer
+            ``"expand.0"`` is the network's ``"blocks.3.expand.0"``.
+        offset: for a piece that is a run of a flat ``nn.Sequential`` (``build`` gives an
+            ``nn.Sequential`` of those layers, ``prefix`` names the flat one), the index of
+            its first layer there; it shifts the leading index of each layer name.
+    """
+
+    key: str
+    in_shape: tuple[int, ...]
+    build: Callable[[], nn.Module]
+    prefix: str = ""
+    offset: int = 0
+
+    def layer_name(self, name: str) -> str:
+        """The network's name of the piece's layer ``name`` (``""`` for the piece's root)."""
+        if self.offset:
+            head, dot, rest = name.partition(".")
+            name = f"{int(head) + self.offset}{dot}{rest}"
+        if self.prefix and name:
+            return f"{self.prefix}.{name}"
+        return self.prefix or name
+
+
+def part_key(family: str, structure: str, in_shape: Sequence[int]) -> str:
+    """The key of a piece of ``family``: e.g. ``"conv:bn-c16k3p@1x28x28"``.
+
+    Args:
+        family: the family's name, so that families never share a key by accident.
+        structure: everything the piece's module depends on besides its input shape.
+        in_shape: the piece's input shape, batch excluded.
+    """
+    return f"{family}:{structure}@{'x'.join(str(v) for v in in_shape)}"
 
 
 class NetworkFamily(ABC, Generic[A]):
@@ -87,6 +137,17 @@ class NetworkFamily(ABC, Generic[A]):
     def _build(self, arch: A, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
         """Build the module; arguments are already validated."""
 
+    def _parts(self, arch: A, input_shape: tuple[int, int, int], num_classes: int) -> list[Part]:
+        """The pieces of the network; arguments are already validated.
+
+        This default is one piece, the whole network keyed by its architecture string: right
+        for any family, but nothing is shared between architectures. Families override it
+        with pieces made by the same helpers as ``_build``.
+        """
+        structure = f"{arch.to_str()}->{num_classes}"
+        key = part_key(self.name, structure, input_shape)
+        return [Part(key, input_shape, lambda: self._build(arch, input_shape, num_classes))]
+
     def sample(self, rng: np.random.Generator) -> A:
         """A random architecture of the search space (uniform over the encoding)."""
         return self.decode([d.sample(rng) for d in self.dimensions()])
@@ -109,6 +170,21 @@ class NetworkFamily(ABC, Generic[A]):
         self.check_arch(arch)
         _check_build_args(input_shape, num_classes)
         return self._build(arch, tuple(int(v) for v in input_shape), int(num_classes))
+
+    def parts(self, arch: A, input_shape: tuple[int, int, int], num_classes: int) -> list[Part]:
+        """The network of ``arch`` as an ordered list of independent pieces.
+
+        Describing each piece on its ``in_shape`` and renaming the layers with
+        :meth:`Part.layer_name` gives the layers of ``build(arch, ...)``, in order.
+
+        Args:
+            arch: an architecture of this family (need not be inside the search space).
+            input_shape: (channels, height, width) of one input image.
+            num_classes: outputs of the final linear classifier.
+        """
+        self.check_arch(arch)
+        _check_build_args(input_shape, num_classes)
+        return self._parts(arch, tuple(int(v) for v in input_shape), int(num_classes))
 
     def check_arch(self, arch: Any) -> None:
         """Raise an :class:`ArchitectureError` unless ``arch`` belongs to this family."""
@@ -214,9 +290,28 @@ def create_network(
     Returns:
         A module mapping (N, C, H, W) float tensors to (N, num_classes) logits.
     """
+    family, arch = _resolve(arch)
+    return family.build(arch, input_shape, num_classes)
+
+
+def network_parts(
+    arch: str | Arch, input_shape: tuple[int, int, int], num_classes: int
+) -> list[Part]:
+    """The pieces of an architecture's network (string or Arch); see :meth:`NetworkFamily.parts`.
+
+    Args:
+        arch: an architecture string (see :func:`parse_arch`) or an Arch object.
+        input_shape: (channels, height, width) of one input image.
+        num_classes: number of output logits.
+    """
+    family, arch = _resolve(arch)
+    return family.parts(arch, input_shape, num_classes)
+
+
+def _resolve(arch: str | Arch) -> tuple[NetworkFamily[Any], Arch]:
     if isinstance(arch, str):
         arch = parse_arch(arch)
     family_name = getattr(arch, "family", None)
     if not isinstance(family_name, str):
         raise ArchitectureError(f"not an architecture: {arch!r}; pass a string or an Arch")
-    return get_family(family_name).build(arch, input_shape, num_classes)
+    return get_family(family_name), arch
