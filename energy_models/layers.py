@@ -123,7 +123,12 @@ def _square(module: nn.Module, name: str, attr: str, value: Any) -> int:
 def _conv_padding(module: nn.Conv2d, name: str) -> int:
     if module.padding == "valid":
         return 0
-    if module.padding == "same":  # torch pads the extra row/column of even kernels after
+    if module.padding == "same":
+        if any(k % 2 == 0 for k in module.kernel_size):  # torch then pads unevenly
+            raise UnsupportedLayerError(
+                f"layer {name!r} (Conv2d) uses padding='same' with an even kernel; "
+                "descriptors support symmetric padding only"
+            )
         return (module.kernel_size[0] - 1) // 2
     return _square(module, name, "padding", module.padding)
 
@@ -140,6 +145,15 @@ def _geometry(module: nn.Module, name: str) -> dict[str, Any]:
             "padding": _conv_padding(module, name),
             "groups": module.groups,
         }
+    if isinstance(module, nn.Flatten) and (module.start_dim, module.end_dim) != (1, -1):
+        raise UnsupportedLayerError(
+            f"layer {name!r} (Flatten) flattens dims {module.start_dim}..{module.end_dim}; "
+            "descriptors support Flatten(1, -1) only"
+        )
+    if isinstance(module, nn.MaxPool2d) and _square(module, name, "dilation", module.dilation) != 1:
+        raise UnsupportedLayerError(
+            f"layer {name!r} (MaxPool2d) is dilated; descriptors support dilation 1 only"
+        )
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         stride = module.stride if module.stride is not None else module.kernel_size
         return {

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 import adaptive_cnn
-from adaptive_cnn.cli import data_commands, train_command
+from adaptive_cnn.cli import data_commands, device_commands, energy_commands, train_command
 from adaptive_cnn.errors import AcnnError
 from energy_models.errors import EnergyModelError
 
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.add_datasets_parser(commands)
     data_commands.add_networks_parser(commands)
     train_command.add_parser(commands)
+    device_commands.add_devices_parser(commands)
+    energy_commands.add_parsers(commands)
     return parser
 
 

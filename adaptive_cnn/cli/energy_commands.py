@@ -1,0 +1,448 @@
+"""``acnn profile``, ``acnn fit-energy``, ``acnn energy-report`` and ``acnn predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+from adaptive_cnn.cli.data_commands import parse_shape
+from adaptive_cnn.cli.progress import ProgressLine
+from adaptive_cnn.cli.tables import format_table, human_count
+
+DEFAULT_SHAPES = ("1x28x28", "3x32x32")
+ESTIMATE_NOTE = "energy is ESTIMATED from the device profile's declared power model (no sensor)"
+
+
+def add_parsers(commands) -> None:
+    _add_profile(commands)
+    _add_fit(commands)
+    _add_report(commands)
+    _add_predict(commands)
+
+
+def _add_profile(commands) -> None:
+    p = commands.add_parser(
+        "profile",
+        help="time layers and networks on this device (with power) -> a profile directory",
+        description=(
+            "Time a sweep of layer configurations alone and a set of random networks end to "
+            "end, at batch 1, with the device's inference runtime and threads. Each "
+            "measurement: warm-up, >= 30 timed calls, median (ms); mean power (W) over the "
+            "window from the device's sensor, or its declared power model (then every "
+            "energy is labelled estimated). Output is appended to DIR, so an interrupted "
+            "profile resumes where it stopped."
+        ),
+    )
+    p.add_argument(
+        "--device", default="local", help="device profile name or YAML path (acnn devices)"
+    )
+    p.add_argument("--devices-dir", metavar="DIR", help="folder of the user's device profiles")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="profile directory (created or resumed)"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("torch", "torchscript", "onnxruntime"),
+        help="inference runtime to time (default: the device profile's)",
+    )
+    p.add_argument(
+        "--threads", type=int, metavar="N", help="intra-op threads (default: the device's)"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sweep for tests and smoke checks (about a minute here)",
+    )
+    p.add_argument(
+        "--time-limit",
+        metavar="DURATION",
+        help="stop starting new measurements after this long (e.g. 10min, 90s); "
+        "re-run the same command to resume",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled layers and networks")
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="CxHxW",
+        help=f"input shape of the sampled networks, repeatable (default: "
+        f"{' and '.join(DEFAULT_SHAPES)}; --quick: {DEFAULT_SHAPES[0]})",
+    )
+    p.add_argument("--num-classes", type=int, default=10, metavar="N", help="classifier outputs")
+    p.add_argument("--layers", type=int, metavar="N", help="cap on sampled layer configurations")
+    p.add_argument("--networks", type=int, metavar="N", help="networks timed end to end")
+    p.add_argument(
+        "--repeats", type=int, default=30, metavar="N", help="timed calls per measurement (>= 30)"
+    )
+    p.add_argument("--warmup", type=int, default=10, metavar="N", help="untimed calls first")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="rounds per measurement, interleaved with other items (median of round medians)",
+    )
+    p.add_argument("--skip-layers", action="store_true", help="time networks only (a held-out set)")
+    p.add_argument("--skip-networks", action="store_true", help="time layers only")
+    p.add_argument(
+        "--retake-noisy",
+        action="store_true",
+        help="re-measure records flagged noisy (spread or throttling) on resume",
+    )
+    p.add_argument(
+        "--power-csv",
+        metavar="FILE",
+        help="an external power meter's CSV log (timestamp, power_w) as the source",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=run_profile)
+
+
+def _power_spec(device, args) -> dict:
+    spec = device.power.to_dict()
+    if args.power_csv:
+        spec = {
+            "source": "power-meter-csv",
+            "csv": args.power_csv,
+            "idle_w": spec["idle_w"],
+            "active_w": spec["active_w"],
+        }
+    return spec
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from adaptive_cnn.errors import ConfigError
+    from adaptive_cnn.profiling import (
+        DEFAULT_SIZE,
+        QUICK_SIZE,
+        SweepSize,
+        network_set,
+        sweep_layers,
+    )
+    from energy_models.devices import load_device
+    from energy_models.power import make_power_source
+    from energy_models.profile_store import LAYERS_FILE, NETWORKS_FILE, ProfileStore
+    from energy_models.profiler import Profiler, TimingSettings
+    from energy_models.runtimes import check_runtime
+    from energy_models.units import parse_duration_s
+
+    if args.repeats < 30:
+        raise ConfigError(f"--repeats must be >= 30 (got {args.repeats}): medians need them")
+    device = load_device(args.device, user_dir=args.devices_dir)
+    runtime = args.runtime or device.runtime
+    check_runtime(runtime)
+    threads = args.threads or device.threads
+    base = QUICK_SIZE if args.quick else DEFAULT_SIZE
+    size = SweepSize(
+        base.layer_networks, args.layers or base.max_layers, args.networks or base.networks
+    )
+    shapes = [
+        parse_shape(s) for s in (args.input_shape or DEFAULT_SHAPES[: 1 if args.quick else 2])
+    ]
+    deadline = time.monotonic() + parse_duration_s(args.time_limit) if args.time_limit else None
+    power = make_power_source(_power_spec(device, args))
+    settings = {
+        "device": device.name,
+        "runtime": runtime,
+        "threads": threads,
+        "torch_version": torch.__version__,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "input_shapes": [list(s) for s in shapes],
+        "num_classes": args.num_classes,
+        "quick": args.quick,
+        "sizes": {
+            "layer_networks": size.layer_networks,
+            "max_layers": size.max_layers,
+            "networks": size.networks,
+        },
+        "power": power.describe(),
+        "host": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+        },
+    }
+    store = ProfileStore.open(args.out, settings)
+    profiler = Profiler(
+        store,
+        runtime,
+        threads,
+        power,
+        TimingSettings(args.warmup, args.repeats, max(1, args.rounds)),
+        deadline,
+        args.retake_noisy,
+    )
+    quiet = args.quiet
+    _say(
+        quiet,
+        f"profiling {device.name} / {runtime} / {threads} threads; power: "
+        f"{power.name} ({'measured' if power.measured else 'estimated'})",
+    )
+    try:
+        if not args.skip_layers:
+            layers = sweep_layers(shapes, size, np.random.default_rng(args.seed), args.num_classes)
+            bar = ProgressLine("layers  ", enabled=not quiet)
+            profiler.profile_layers(layers, bar.update)
+            bar.close()
+        if not args.skip_networks and not profiler.out_of_time():
+            nets = network_set(
+                shapes, size.networks, np.random.default_rng([args.seed, 1]), args.num_classes
+            )
+            bar = ProgressLine("networks", enabled=not quiet)
+            profiler.profile_networks(nets, bar.update)
+            bar.close()
+    finally:
+        power.close()
+    layers_done = store.done(LAYERS_FILE)
+    nets_done = store.done(NETWORKS_FILE)
+    noisy = sum(bool(r.get("noisy")) for r in (*layers_done.values(), *nets_done.values()))
+    print(
+        f"{args.out}: {len(layers_done)} layer and {len(nets_done)} network records "
+        f"({noisy} flagged noisy; --retake-noisy re-measures them); power {power.name}"
+        f" ({'measured' if power.measured else 'estimated'})"
+    )
+    if profiler.out_of_time():
+        print("time limit reached: run the same command again to resume")
+    return 0
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        import sys
+
+        print(text, file=sys.stderr)
+
+
+def _add_fit(commands) -> None:
+    p = commands.add_parser(
+        "fit-energy",
+        help="fit layer-wise runtime/power predictors on a profile -> predictor.json",
+        description=(
+            "Fit per layer kind a sparse polynomial (Lasso with k-fold cross-validation) for "
+            "runtime (ms) and power (W), and the runtime's per-call and per-inference "
+            "overheads on the profile's networks. Writes a versioned JSON predictor."
+        ),
+    )
+    p.add_argument("profile", metavar="DIR", help="profile directory from `acnn profile`")
+    p.add_argument("--out", required=True, metavar="FILE", help="predictor file to write (JSON)")
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold shuffles")
+    p.add_argument(
+        "--power-csv",
+        metavar="FILE",
+        help="attach a power meter's CSV log to the records by timestamp",
+    )
+    p.add_argument("--json", action="store_true", help="print the fit summary as JSON")
+    p.set_defaults(run=run_fit)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from energy_models.fitting import attach_power_trace, fit_predictor
+    from energy_models.power_meter import PowerMeterTrace
+    from energy_models.profile_store import ProfileData
+
+    data = ProfileData.load(args.profile)
+    if args.power_csv:
+        data = attach_power_trace(data, PowerMeterTrace.load(args.power_csv))
+    predictor = fit_predictor(data, folds=args.folds, seed=args.seed)
+    predictor.save(args.out)
+    rows = [
+        (k, m.n_samples, m.cv_rmspe_runtime, m.runtime.size, m.cv_rmspe_power, m.power.size)
+        for k, m in sorted(predictor.layers.items())
+    ]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "predictor": args.out,
+                    "source": predictor.source,
+                    "layers": [
+                        dict(
+                            zip(
+                                (
+                                    "kind",
+                                    "n",
+                                    "cv_rmspe_runtime",
+                                    "runtime_terms",
+                                    "cv_rmspe_power",
+                                    "power_terms",
+                                ),
+                                r,
+                                strict=True,
+                            )
+                        )
+                        for r in rows
+                    ],
+                    "network": predictor.network.to_dict(),
+                },
+                indent=1,
+            )
+        )
+        return 0
+    print(
+        format_table(
+            ("layer kind", "configs", "CV RMSPE runtime %", "terms", "CV RMSPE power %", "terms"),
+            rows,
+        )
+    )
+    net = predictor.network
+    calls = ", ".join(f"{g} {v * 1e3:.1f} us" for g, v in net.per_call_ms.items() if v)
+    print(
+        f"\nnetwork: layer sum x {net.layer_scale:.3f} + per call ({calls or 'none'}) + "
+        f"{net.overhead_ms:.3f} ms per inference"
+    )
+    print(f"wrote {args.out}: {predictor.source}")
+    if predictor.estimated:
+        print(ESTIMATE_NOTE)
+    return 0
+
+
+def _add_report(commands) -> None:
+    p = commands.add_parser(
+        "energy-report",
+        help="accuracy of a predictor on a held-out profile (RMSPE, MAPE, within 10%%)",
+        description=(
+            "Per-layer-kind RMSPE and model size, and network-level MAPE and share of "
+            "networks within +-10%% for runtime, power and energy, beside a FLOPs baseline "
+            "fitted on the same data. Networks and layers the predictor was fitted on are "
+            "excluded."
+        ),
+    )
+    p.add_argument("predictor", metavar="FILE", help="predictor file (acnn fit-energy)")
+    p.add_argument("--profile", required=True, metavar="DIR", help="held-out profile directory")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from energy_models.accuracy import accuracy_report
+    from energy_models.predictor import EnergyPredictor
+    from energy_models.profile_store import ProfileData
+
+    predictor = EnergyPredictor.load(args.predictor)
+    data = ProfileData.load(args.profile)
+    _check_same_triple(predictor, data.settings)
+    fit_layers = set(predictor.provenance.get("fit_layer_ids", ()))
+    report = accuracy_report(predictor, data.layers, data.networks, fit_layers)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+        return 0
+    print(format_report(report))
+    return 0
+
+
+def _check_same_triple(predictor, settings) -> None:
+    from energy_models.errors import EnergyModelError
+
+    mine = (predictor.device, predictor.runtime, predictor.threads)
+    theirs = (settings.get("device"), settings.get("runtime"), settings.get("threads"))
+    if mine != theirs:
+        raise EnergyModelError(
+            f"the predictor is for device/runtime/threads {mine} but the profile was taken "
+            f"with {theirs}"
+        )
+
+
+def format_report(report) -> str:
+    """The human-readable energy report (tables)."""
+    lines = [report.predictor_source, ""]
+    if report.layers:
+        rows = [
+            (r.kind, r.n, r.runtime_rmspe, r.runtime_terms, r.power_rmspe, r.power_terms)
+            for r in report.layers
+        ]
+        lines += [
+            format_table(
+                (
+                    "layer kind",
+                    "held-out configs",
+                    "runtime RMSPE %",
+                    "terms",
+                    "power RMSPE %",
+                    "terms",
+                ),
+                rows,
+            ),
+            "",
+        ]
+    rows = [
+        ("runtime (layer-wise)", *_cells(report.runtime)),
+        ("runtime (FLOPs-proportional)", *_cells(report.flops_runtime)),
+        ("runtime (FLOPs affine)", *_cells(report.flops_affine_runtime)),
+        ("power (layer-wise)", *_cells(report.power)),
+        ("energy (layer-wise)", *_cells(report.energy)),
+        ("energy (FLOPs-proportional)", *_cells(report.flops_energy)),
+    ]
+    rows += [(f"runtime, {f} only", *_cells(t)) for f, t in report.per_family.items()]
+    lines.append(format_table(("network level", "MAPE %", "RMSPE %", "within 10% (%)"), rows))
+    lines.append(
+        f"\n{report.n_networks} held-out networks ({report.n_excluded} excluded: in the fit data)"
+    )
+    if report.estimated:
+        lines.append(ESTIMATE_NOTE)
+    return "\n".join(lines)
+
+
+def _cells(t) -> tuple:
+    return (round(t.mape, 2), round(t.rmspe, 2), round(t.within_10pct, 1))
+
+
+def _add_predict(commands) -> None:
+    p = commands.add_parser(
+        "predict",
+        help="predicted latency (ms), power (W), energy (mJ) and memory of an architecture",
+    )
+    p.add_argument("predictor", metavar="FILE", help="predictor file (acnn fit-energy)")
+    p.add_argument(
+        "--arch",
+        required=True,
+        action="append",
+        metavar="STR",
+        help="architecture string, e.g. conv:c16k3p-c32k3p-fc64 (repeatable)",
+    )
+    p.add_argument("--input-shape", default="1x28x28", metavar="CxHxW", help="one input image")
+    p.add_argument("--num-classes", type=int, default=10, metavar="N", help="classifier outputs")
+    p.add_argument("--layers", action="store_true", help="print the per-layer breakdown")
+    p.add_argument("--json", action="store_true", help="print one JSON object per architecture")
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from adaptive_cnn.networks import describe_arch
+    from energy_models.estimate import estimate_layers
+    from energy_models.predictor import EnergyPredictor
+
+    predictor = EnergyPredictor.load(args.predictor)
+    shape = parse_shape(args.input_shape)
+    for arch in args.arch:
+        estimate = estimate_layers(describe_arch(arch, shape, args.num_classes), shape, predictor)
+        if args.json:
+            d = {"arch": arch, "input_shape": list(shape), **estimate.to_dict()}
+            if not args.layers:
+                d.pop("layers")
+            print(json.dumps(d))
+            continue
+        _print_estimate(arch, estimate, args.layers)
+    return 0
+
+
+def _print_estimate(arch: str, e, with_layers: bool) -> None:
+    mem = e.memory
+    print(
+        f"{arch}\n  latency {e.latency_ms:.4f} ms  power {e.power_w:.3g} W  energy "
+        f"{e.energy_mj:.4g} mJ ({e.energy_label})\n  memory: {human_count(mem.params)} params, "
+        f"weights {mem.weight_bytes_fp32} B fp32 / {mem.weight_bytes_int8} B int8, peak "
+        f"activations {mem.peak_activation_bytes_fp32} B fp32\n  source: {e.source}"
+    )
+    if with_layers:
+        rows = [(x.name, x.kind, x.latency_ms, x.power_w, x.energy_mj) for x in e.layers]
+        print(format_table(("layer", "kind", "ms", "W", "mJ"), rows))
+        print(f"  + overhead {e.overhead_ms:.4f} ms")

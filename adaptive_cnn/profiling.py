@@ -1,0 +1,159 @@
+"""What the profiler measures: layer configurations and networks drawn from the search space.
+
+The layer sweep takes the distinct layers of random networks of every registered family
+(so it covers the ranges the search space can produce) plus a small grid that reaches
+every supported layer kind; the network set is random networks of every family, timed
+end to end. Every descriptor comes from a real torch module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+
+import numpy as np
+from torch import nn
+
+from adaptive_cnn.networks import describe_arch, get_family, list_networks
+from energy_models.layers import LayerDescriptor, describe_network
+from energy_models.ops import Add, Mul
+from energy_models.profiler import NetworkSpec, layer_id
+
+GRID_SPATIAL = (4, 14, 28)
+GRID_CHANNELS = (8, 32, 96)
+
+
+@dataclass(frozen=True)
+class SweepSize:
+    """How much a profile measures.
+
+    Attributes:
+        layer_networks: random networks per family and input shape whose layers are swept.
+        max_layers: cap on distinct layer configurations (a seeded sample beyond it).
+        networks: networks timed end to end, spread over families and input shapes.
+    """
+
+    layer_networks: int
+    max_layers: int
+    networks: int
+
+
+DEFAULT_SIZE = SweepSize(layer_networks=60, max_layers=1500, networks=150)
+QUICK_SIZE = SweepSize(layer_networks=8, max_layers=150, networks=30)
+
+
+class _Pair(nn.Module):
+    """Feeds a two-input op from one tensor: ``op(x, x)`` or ``op(x, gate(x))``."""
+
+    def __init__(self, op: nn.Module, gate: bool) -> None:
+        super().__init__()
+        self.op, self.gate = op, nn.AdaptiveAvgPool2d(1) if gate else None
+
+    def forward(self, x):
+        return self.op(x, self.gate(x) if self.gate is not None else x)
+
+
+def _grid_modules(c: int, hw: int) -> list[nn.Module]:
+    modules: list[nn.Module] = [
+        nn.Conv2d(c, c, 3, padding=1, bias=False),
+        nn.Conv2d(c, 2 * c, 1, bias=False),
+        nn.Conv2d(c, c, 5, 2, 2, groups=c, bias=False),
+        nn.Conv2d(c, c, 7, padding=3),
+        nn.BatchNorm2d(c),
+        nn.ReLU(),
+        nn.ReLU6(),
+        nn.LeakyReLU(),
+        nn.SiLU(),
+        nn.Sigmoid(),
+        nn.Hardswish(),
+        nn.Hardsigmoid(),
+        nn.Tanh(),
+        nn.GELU(),
+        nn.Identity(),
+        nn.Dropout(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.AdaptiveMaxPool2d(1),
+        _Pair(Add(), gate=False),
+        _Pair(Mul(), gate=True),
+        nn.Sequential(nn.Flatten(), nn.Linear(c * hw * hw, 64)),
+    ]
+    if hw >= 2:
+        modules += [nn.MaxPool2d(2, ceil_mode=True), nn.AvgPool2d(2, ceil_mode=True)]
+        modules += [nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(3, 2, 1)]
+    return modules
+
+
+def grid_layers() -> list[LayerDescriptor]:
+    """A small grid over every supported layer kind (channels x spatial size)."""
+    layers = []
+    for c in GRID_CHANNELS:
+        for hw in GRID_SPATIAL:
+            for module in _grid_modules(c, hw):
+                layers += describe_network(module, (c, hw, hw))
+    return layers
+
+
+def sweep_layers(
+    input_shapes: Sequence[tuple[int, int, int]],
+    size: SweepSize,
+    rng: np.random.Generator,
+    num_classes: int = 10,
+) -> list[LayerDescriptor]:
+    """Distinct layer configurations of random networks of every family, plus the grid.
+
+    Returns:
+        Layers with unique :func:`energy_models.profiler.layer_id`, in a seeded random order
+        (so slow drift of the machine does not line up with layer size); the grid is
+        always included, the sampled layers are capped at ``size.max_layers``.
+    """
+    sampled: dict[str, LayerDescriptor] = {}
+    for shape in input_shapes:
+        for name in list_networks():
+            family = get_family(name)
+            for _ in range(size.layer_networks):
+                arch = family.sample(rng)
+                for layer in describe_arch(f"{name}:{arch.to_str()}", shape, num_classes):
+                    sampled.setdefault(layer_id(layer), replace(layer, name=""))
+    keys = list(sampled)
+    rng.shuffle(keys)
+    chosen = {k: sampled[k] for k in keys[: size.max_layers]}
+    for layer in grid_layers():
+        chosen.setdefault(layer_id(layer), replace(layer, name=""))
+    order = list(chosen)
+    rng.shuffle(order)
+    return [chosen[k] for k in order]
+
+
+def _build(arch: str, shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    family_name, _, body = arch.partition(":")
+    family = get_family(family_name)
+    return family.build(family.from_str(body), shape, num_classes)
+
+
+def network_set(
+    input_shapes: Sequence[tuple[int, int, int]],
+    count: int,
+    rng: np.random.Generator,
+    num_classes: int = 10,
+) -> list[NetworkSpec]:
+    """``count`` random networks, families and input shapes taken in turn."""
+    families = list_networks()
+    specs: dict[str, NetworkSpec] = {}
+    attempts = 0
+    while len(specs) < count and attempts < 20 * count:
+        attempts += 1
+        name = families[len(specs) % len(families)]
+        shape = tuple(input_shapes[(len(specs) // len(families)) % len(input_shapes)])
+        arch = f"{name}:{get_family(name).sample(rng).to_str()}"
+        key = f"{arch}@{'x'.join(map(str, shape))}"
+        if key in specs:
+            continue
+        specs[key] = NetworkSpec(
+            id=key,
+            build=partial(_build, arch, shape, num_classes),
+            input_shape=shape,
+            layers=describe_arch(arch, shape, num_classes),
+            meta={"arch": arch, "family": name, "num_classes": num_classes},
+        )
+    return list(specs.values())

@@ -1,0 +1,138 @@
+"""Accuracy and speed of the layer-wise energy model on this machine.
+
+Takes a profile to fit (layer sweep + network set, seed 0) and a held-out profile of other
+random networks (seed 1, networks only), fits the predictor, and reports per-layer-kind
+RMSPE and model size, network-level MAPE and the share within +-10% beside the FLOPs
+baseline; then times the vectorised path on 10,000 random candidate networks (describing
+them with the block memo, and predicting them from their layer table). Profiles are kept
+under ``--work`` so a re-run resumes instead of re-measuring (``--fresh`` starts over).
+
+    python benchmarks/energy_model_accuracy.py [--quick] [--runtime torch] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from adaptive_cnn.cli.energy_commands import format_report
+from adaptive_cnn.cli.main import main as acnn
+from adaptive_cnn.networks import describe_arch, get_family, list_networks
+from energy_models.accuracy import accuracy_report
+from energy_models.features import LayerTable
+from energy_models.predictor import EnergyPredictor
+from energy_models.profile_store import ProfileData
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="quick profiles (tests, smoke)")
+    parser.add_argument("--runtime", default="torch", help="torch | torchscript | onnxruntime")
+    parser.add_argument("--threads", type=int, default=None, help="default: the device's")
+    parser.add_argument("--heldout-networks", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="networks for the vectorised-prediction timing",
+    )
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/energy_profiles"))
+    parser.add_argument("--fresh", action="store_true", help="delete earlier profiles first")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/energy_model_accuracy.json")
+    )
+    return parser.parse_args(argv)
+
+
+def _profile(out: Path, args: argparse.Namespace, extra: list[str]) -> float:
+    common = ["--runtime", args.runtime, "--out", str(out)]
+    if args.threads:
+        common += ["--threads", str(args.threads)]
+    if args.quick:
+        common.append("--quick")
+    start = time.perf_counter()
+    if acnn(["profile", *common, *extra]) != 0:
+        raise SystemExit(f"acnn profile failed for {out}")
+    return time.perf_counter() - start
+
+
+def vectorised_timing(predictor: EnergyPredictor, n: int, seed: int = 123) -> dict:
+    """Describe ``n`` fresh random networks (block memo) and predict them in one table."""
+    rng = np.random.default_rng(seed)
+    names = list_networks()
+    archs = []
+    for i in range(n):
+        name = names[i % len(names)]
+        archs.append(f"{name}:{get_family(name).sample(rng).to_str()}")
+    start = time.perf_counter()
+    described = [describe_arch(a, (1, 28, 28), 10) for a in archs]
+    describe_s = time.perf_counter() - start
+    predict_runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        table = LayerTable.from_networks(described)
+        predictor.predict_table(table)
+        predict_runs.append(time.perf_counter() - start)
+    return {
+        "networks": n,
+        "layers": len(table),
+        "describe_s": describe_s,
+        "describe_ms_per_network": 1e3 * describe_s / n,
+        "table_and_predict_s_median": statistics.median(predict_runs),
+        "table_and_predict_s_runs": predict_runs,
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    tag = f"{args.runtime}{'-quick' if args.quick else ''}"
+    fit_dir, held_dir = args.work / f"fit-{tag}", args.work / f"heldout-{tag}"
+    if args.fresh:
+        shutil.rmtree(fit_dir, ignore_errors=True)
+        shutil.rmtree(held_dir, ignore_errors=True)
+    held_extra = ["--seed", "1", "--skip-layers"]
+    if args.heldout_networks:
+        held_extra += ["--networks", str(args.heldout_networks)]
+    fit_s = _profile(fit_dir, args, [])
+    held_s = _profile(held_dir, args, held_extra)
+    predictor_path = args.work / f"predictor-{tag}.json"
+    start = time.perf_counter()
+    if acnn(["fit-energy", str(fit_dir), "--out", str(predictor_path)]) != 0:
+        raise SystemExit("acnn fit-energy failed")
+    fit_seconds = time.perf_counter() - start
+    predictor = EnergyPredictor.load(predictor_path)
+    held = ProfileData.load(held_dir)
+    fit_layers = set(predictor.provenance.get("fit_layer_ids", ()))
+    report = accuracy_report(predictor, held.layers, held.networks, fit_layers)
+    print(format_report(report))
+    speed = vectorised_timing(predictor, args.candidates)
+    print(
+        f"\nvectorised: {speed['networks']} networks ({speed['layers']} layers): describe "
+        f"{speed['describe_s']:.2f} s ({speed['describe_ms_per_network']:.3f} ms/network, "
+        f"block memo), table + predict {speed['table_and_predict_s_median']:.3f} s (median of 3)"
+    )
+    print(f"profile wall time: fit {fit_s:.0f} s (0 if resumed), held-out {held_s:.0f} s")
+    result = {
+        "settings": vars(args) | {"work": str(args.work), "out": str(args.out)},
+        "predictor": str(predictor_path),
+        "profile_seconds": {"fit": fit_s, "heldout": held_s},
+        "fit_energy_seconds": fit_seconds,
+        "report": report.to_dict(),
+        "vectorised": speed,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Accuracy of a predictor on held-out profile data (pure: records in, numbers out).
+
+Reported in the form of NeuralPower's Tables 2-3 (per-layer-type RMSPE and model size)
+and, at network level, the mean absolute percentage error and the share of networks
+predicted within +-10% (nn-Meter's metric), beside a FLOPs baseline fitted on the same
+data as the predictor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from energy_models.features import LayerTable
+from energy_models.fitting import network_tables, rmspe
+from energy_models.layer_builder import descriptor_from_dict
+from energy_models.predictor import EnergyPredictor
+
+WITHIN = 0.10
+
+
+@dataclass(frozen=True)
+class LayerKindAccuracy:
+    """Held-out accuracy of one layer kind's models (errors in percent)."""
+
+    kind: str
+    n: int
+    runtime_rmspe: float
+    power_rmspe: float
+    runtime_terms: int
+    power_terms: int
+    cv_runtime_rmspe: float
+
+
+@dataclass(frozen=True)
+class TargetAccuracy:
+    """Network-level errors for one target: MAPE and RMSPE in percent, share within 10%."""
+
+    mape: float
+    rmspe: float
+    within_10pct: float
+
+
+def _target(predicted: np.ndarray, actual: np.ndarray) -> TargetAccuracy:
+    if actual.size == 0:
+        return TargetAccuracy(float("nan"), float("nan"), float("nan"))
+    rel = np.abs(predicted - actual) / actual
+    return TargetAccuracy(
+        mape=float(100 * rel.mean()),
+        rmspe=rmspe(predicted, actual),
+        within_10pct=float(100 * np.mean(rel <= WITHIN)),
+    )
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """Everything ``acnn energy-report`` prints."""
+
+    predictor_source: str
+    estimated: bool
+    layers: tuple[LayerKindAccuracy, ...]
+    n_networks: int
+    n_excluded: int
+    runtime: TargetAccuracy
+    power: TargetAccuracy
+    energy: TargetAccuracy
+    flops_runtime: TargetAccuracy
+    flops_affine_runtime: TargetAccuracy
+    flops_energy: TargetAccuracy
+    per_family: Mapping[str, TargetAccuracy]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["network_mape"] = self.runtime.mape
+        d["within_10pct"] = self.runtime.within_10pct
+        d["flops_baseline_mape"] = self.flops_runtime.mape
+        d["flops_affine_baseline_mape"] = self.flops_affine_runtime.mape
+        d["energy_label"] = "estimated" if self.estimated else "measured"
+        return d
+
+
+def layer_accuracy(
+    predictor: EnergyPredictor, records: Sequence[Mapping[str, Any]], exclude: set[str]
+) -> tuple[LayerKindAccuracy, ...]:
+    """Per-kind RMSPE on layer records whose id is not in ``exclude`` (the fit's ids)."""
+    held = [r for r in records if r["id"] not in exclude and r["layer"]]
+    if not held:
+        return ()
+    table = LayerTable.from_networks([[descriptor_from_dict(r["layer"])] for r in held])
+    known = np.isin(table.kinds, list(predictor.layers))
+    latency = np.asarray([float(r["latency_ms"]) for r in held])
+    power = np.asarray([float(r["power_w"]) for r in held])
+    rows = []
+    for kind in sorted(set(table.kinds[known].tolist())):
+        mask = table.mask(kind)
+        model = predictor.layers[kind]
+        values = table.values[mask]
+        rows.append(
+            LayerKindAccuracy(
+                kind=kind,
+                n=int(mask.sum()),
+                runtime_rmspe=rmspe(model.runtime.predict(values), latency[mask]),
+                power_rmspe=rmspe(model.power.predict(values), power[mask]),
+                runtime_terms=model.runtime.size,
+                power_terms=model.power.size,
+                cv_runtime_rmspe=model.cv_rmspe_runtime,
+            )
+        )
+    return tuple(rows)
+
+
+def accuracy_report(
+    predictor: EnergyPredictor,
+    layer_records: Sequence[Mapping[str, Any]],
+    network_records: Sequence[Mapping[str, Any]],
+    fit_layer_ids: set[str] | None = None,
+) -> AccuracyReport:
+    """Compare predictions with held-out measurements.
+
+    Networks the predictor was fitted on (``predictor.fit_networks``) are excluded and
+    counted in ``n_excluded``; so are layer configurations in ``fit_layer_ids``.
+    """
+    fitted = set(predictor.fit_networks)
+    held = [r for r in network_records if r["id"] not in fitted]
+    table = network_tables(held)
+    prediction = predictor.predict_table(table)
+    latency = np.asarray([float(r["latency_ms"]) for r in held])
+    energy = np.asarray([float(r["energy_mj"]) for r in held])
+    power = np.asarray([float(r["power_w"]) for r in held])
+    macs = np.asarray([float(r["macs"]) for r in held])
+    base = predictor.flops_baseline
+    families = np.asarray([str(r.get("family", "?")) for r in held])
+    per_family = {
+        f: _target(prediction.latency_ms[families == f], latency[families == f])
+        for f in sorted(set(families.tolist()))
+    }
+    return AccuracyReport(
+        predictor_source=predictor.source,
+        estimated=predictor.estimated,
+        layers=layer_accuracy(predictor, layer_records, fit_layer_ids or set()),
+        n_networks=len(held),
+        n_excluded=len(network_records) - len(held),
+        runtime=_target(prediction.latency_ms, latency),
+        power=_target(prediction.power_w, power),
+        energy=_target(prediction.energy_mj, energy),
+        flops_runtime=_target(base.latency_ms(macs), latency),
+        flops_affine_runtime=_target(base.latency_ms(macs, affine=True), latency),
+        flops_energy=_target(base.latency_ms(macs) * base.power_w, energy),
+        per_family=per_family,
+    )

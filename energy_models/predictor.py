@@ -1,0 +1,345 @@
+"""The fitted layer-wise energy predictor: vectorised prediction and its versioned file.
+
+A predictor belongs to one (device, inference runtime, threads) triple. Per model kind it
+holds a sparse polynomial for runtime (ms) and one for power (W); the network model adds
+the runtime's fixed overheads, fitted on whole networks:
+
+    latency_ms = layer_scale * sum(layer runtimes) + sum_g per_call_ms[g] * calls_g + overhead_ms
+    energy_mj  = layer_scale * sum(runtime * power) + (latency_ms - layer_scale * sum) * P_o
+
+where ``calls_g`` counts the network's layer calls in overhead group ``g`` and ``P_o`` is
+the fitted power during the overheads. The file is JSON: loading it runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from energy_models.errors import EnergyModelError
+from energy_models.features import CALL_GROUPS, RAW_FIELDS, LayerTable, feature_matrix
+
+FORMAT_NAME = "acnn-energy-predictor"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PolynomialModel:
+    """A linear model over named features (raw units), clipped below at ``floor``."""
+
+    features: tuple[str, ...]
+    coefficients: tuple[float, ...]
+    floor: float
+
+    def __post_init__(self) -> None:
+        if len(self.features) != len(self.coefficients):
+            raise EnergyModelError(
+                f"model has {len(self.features)} features but {len(self.coefficients)} coefficients"
+            )
+        if not all(math.isfinite(c) for c in (*self.coefficients, self.floor)):
+            raise EnergyModelError("model coefficients must be finite numbers")
+
+    @property
+    def size(self) -> int:
+        """Number of non-zero terms (the model size NeuralPower reports)."""
+        return sum(1 for c in self.coefficients if c != 0.0)
+
+    def predict(self, values: np.ndarray) -> np.ndarray:
+        """Predict for raw rows (n, len(RAW_FIELDS)); returns (n,)."""
+        used = [i for i, c in enumerate(self.coefficients) if c != 0.0]
+        if not used:
+            return np.full(len(values), self.floor)
+        x = feature_matrix(values, [self.features[i] for i in used])
+        y = x @ np.asarray([self.coefficients[i] for i in used])
+        return np.maximum(y, self.floor)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "coefficients": list(self.coefficients),
+            "floor": self.floor,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PolynomialModel:
+        return cls(
+            features=tuple(str(f) for f in d["features"]),
+            coefficients=tuple(float(c) for c in d["coefficients"]),
+            floor=float(d["floor"]),
+        )
+
+
+def _finite(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise EnergyModelError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _layer_models(d: Mapping[str, Any]) -> dict[str, LayerModel]:
+    models = {}
+    for kind, entry in d.items():
+        model = LayerModel.from_dict(entry)
+        if model.kind != kind:
+            raise EnergyModelError(f"layer model under {kind!r} says it is for {model.kind!r}")
+        for part in (model.runtime, model.power):  # unknown feature names fail here, not later
+            feature_matrix(np.zeros((1, len(RAW_FIELDS))), part.features)
+        models[kind] = model
+    return models
+
+
+@dataclass(frozen=True)
+class LayerModel:
+    """Runtime and power models of one model kind, with their cross-validated errors.
+
+    Attributes:
+        kind: the model kind (``"conv2d"``, ``"conv2d_depthwise"``, ``"relu"``, ...).
+        runtime: predicts milliseconds per call at batch 1.
+        power: predicts watts while the layer runs.
+        n_samples: profiled layer configurations it was fitted on.
+        cv_rmspe_runtime: k-fold cross-validated RMSPE of runtime, percent.
+        cv_rmspe_power: likewise for power.
+    """
+
+    kind: str
+    runtime: PolynomialModel
+    power: PolynomialModel
+    n_samples: int
+    cv_rmspe_runtime: float
+    cv_rmspe_power: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["runtime"], d["power"] = self.runtime.to_dict(), self.power.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LayerModel:
+        return cls(
+            kind=str(d["kind"]),
+            runtime=PolynomialModel.from_dict(d["runtime"]),
+            power=PolynomialModel.from_dict(d["power"]),
+            n_samples=int(d["n_samples"]),
+            cv_rmspe_runtime=float(d["cv_rmspe_runtime"]),
+            cv_rmspe_power=float(d["cv_rmspe_power"]),
+        )
+
+
+@dataclass(frozen=True)
+class NetworkModel:
+    """Whole-network terms: layer-sum scale, per-call overheads, fixed overhead and its power."""
+
+    layer_scale: float
+    per_call_ms: Mapping[str, float]
+    overhead_ms: float
+    overhead_power_w: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layer_scale": self.layer_scale,
+            "per_call_ms": dict(self.per_call_ms),
+            "overhead_ms": self.overhead_ms,
+            "overhead_power_w": self.overhead_power_w,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NetworkModel:
+        unknown = set(d["per_call_ms"]) - set(CALL_GROUPS)
+        if unknown:
+            raise EnergyModelError(f"unknown overhead groups {sorted(unknown)}")
+        return cls(
+            layer_scale=_finite(d["layer_scale"], "layer_scale"),
+            per_call_ms={str(k): _finite(v, k) for k, v in d["per_call_ms"].items()},
+            overhead_ms=_finite(d["overhead_ms"], "overhead_ms"),
+            overhead_power_w=_finite(d["overhead_power_w"], "overhead_power_w"),
+        )
+
+
+@dataclass(frozen=True)
+class FlopsBaseline:
+    """The baseline the layer-wise model must beat, fitted on the same networks.
+
+    ``latency = ms_per_mmac * MMACs`` (proportional) and ``affine_ms_per_mmac * MMACs +
+    affine_intercept_ms`` (affine); energy = latency * ``power_w``.
+    """
+
+    ms_per_mmac: float
+    affine_ms_per_mmac: float
+    affine_intercept_ms: float
+    power_w: float
+
+    def latency_ms(self, macs: np.ndarray, affine: bool = False) -> np.ndarray:
+        mmacs = np.asarray(macs, dtype=np.float64) / 1e6
+        if affine:
+            return self.affine_ms_per_mmac * mmacs + self.affine_intercept_ms
+        return self.ms_per_mmac * mmacs
+
+
+@dataclass(frozen=True)
+class TablePrediction:
+    """Predictions for a :class:`LayerTable`; per-row arrays then per-network arrays."""
+
+    layer_latency_ms: np.ndarray
+    layer_power_w: np.ndarray
+    latency_ms: np.ndarray
+    energy_mj: np.ndarray
+    overhead_ms: np.ndarray
+
+    @property
+    def power_w(self) -> np.ndarray:
+        """Mean power per network over its predicted latency."""
+        return self.energy_mj / np.maximum(self.latency_ms, 1e-12)
+
+
+@dataclass(frozen=True)
+class EnergyPredictor:
+    """A fitted predictor for one (device, runtime, threads) triple.
+
+    Attributes:
+        device: device profile name the profile was taken on.
+        runtime: inference runtime (``torch``, ``torchscript``, ``onnxruntime``).
+        threads: intra-op threads the profile used.
+        torch_version: torch version of the profile.
+        created: ISO date of the fit.
+        power_source: where the profile's power came from (``declared``, ``rapl``, ...).
+        estimated: True when power is a declared model, not a measurement.
+        layers: one :class:`LayerModel` per model kind.
+        network: the whole-network overhead model.
+        flops_baseline: the FLOPs baseline fitted on the same data.
+        fit_networks: ids of the networks the overheads were fitted on.
+        provenance: profile directory, record counts and fit settings.
+    """
+
+    device: str
+    runtime: str
+    threads: int
+    torch_version: str
+    created: str
+    power_source: str
+    estimated: bool
+    layers: Mapping[str, LayerModel]
+    network: NetworkModel
+    flops_baseline: FlopsBaseline
+    fit_networks: tuple[str, ...] = ()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """One line saying what the numbers are and where they come from."""
+        label = "estimated" if self.estimated else "measured"
+        return (
+            f"layer-wise predictor for {self.device}/{self.runtime}/{self.threads} threads; "
+            f"power {self.power_source} ({label})"
+        )
+
+    def check_kinds(self, table: LayerTable) -> None:
+        """Raise if the table has a model kind this predictor has no model for."""
+        missing = sorted(set(table.kinds.tolist()) - set(self.layers))
+        if missing:
+            raise EnergyModelError(
+                f"predictor has no model for layer kind(s) {', '.join(missing)}; "
+                "re-profile with a sweep that includes them "
+                f"(known: {', '.join(sorted(self.layers))})"
+            )
+
+    def predict_table(self, table: LayerTable) -> TablePrediction:
+        """Predict every layer and network of ``table`` with array operations."""
+        self.check_kinds(table)
+        latency = np.zeros(len(table))
+        power = np.zeros(len(table))
+        for kind in set(table.kinds.tolist()):
+            rows = table.mask(kind)
+            model = self.layers[kind]
+            latency[rows] = model.runtime.predict(table.values[rows])
+            power[rows] = model.power.predict(table.values[rows])
+        net = self.network
+        scaled_ms = net.layer_scale * table.sum_per_network(latency)
+        per_call = np.asarray([net.per_call_ms.get(g, 0.0) for g in CALL_GROUPS])
+        overhead = table.group_counts() @ per_call + net.overhead_ms
+        layer_energy = net.layer_scale * table.sum_per_network(latency * power)
+        return TablePrediction(
+            layer_latency_ms=latency,
+            layer_power_w=power,
+            latency_ms=scaled_ms + overhead,
+            energy_mj=layer_energy + overhead * net.overhead_power_w,
+            overhead_ms=overhead,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "device": self.device,
+            "runtime": self.runtime,
+            "threads": self.threads,
+            "torch_version": self.torch_version,
+            "created": self.created,
+            "power_source": self.power_source,
+            "estimated": self.estimated,
+            "layers": {k: m.to_dict() for k, m in sorted(self.layers.items())},
+            "network": self.network.to_dict(),
+            "flops_baseline": asdict(self.flops_baseline),
+            "fit_networks": list(self.fit_networks),
+            "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EnergyPredictor:
+        """Rebuild from :meth:`to_dict` output; refuses other formats and versions."""
+        if not isinstance(d, Mapping) or d.get("format") != FORMAT_NAME:
+            raise EnergyModelError(f"not an acnn energy predictor (format != {FORMAT_NAME!r})")
+        version = d.get("format_version")
+        if type(version) is not int or version != FORMAT_VERSION:
+            raise EnergyModelError(
+                f"predictor format version {version!r} is not supported "
+                f"(this acnn reads version {FORMAT_VERSION}); re-run `acnn fit-energy`"
+            )
+        try:
+            return cls(
+                device=str(d["device"]),
+                runtime=str(d["runtime"]),
+                threads=int(d["threads"]),
+                torch_version=str(d["torch_version"]),
+                created=str(d["created"]),
+                power_source=str(d["power_source"]),
+                estimated=bool(d["estimated"]),
+                layers=_layer_models(d["layers"]),
+                network=NetworkModel.from_dict(d["network"]),
+                flops_baseline=FlopsBaseline(
+                    **{k: _finite(v, k) for k, v in d["flops_baseline"].items()}
+                ),
+                fit_networks=tuple(str(n) for n in d.get("fit_networks", ())),
+                provenance=dict(d.get("provenance", {})),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EnergyModelError(f"malformed predictor: {type(exc).__name__}: {exc}") from exc
+
+    def save(self, path: str | Path) -> Path:
+        """Write the predictor as JSON (atomically: a temporary file renamed into place)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> EnergyPredictor:
+        """Read a predictor file; a missing, corrupt or foreign file is an EnergyModelError."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise EnergyModelError(f"predictor file {path} does not exist") from exc
+        except OSError as exc:
+            raise EnergyModelError(f"cannot read predictor file {path}: {exc.strerror}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EnergyModelError(f"predictor file {path} is not valid JSON: {exc}") from exc
+        try:
+            return cls.from_dict(data)
+        except EnergyModelError as exc:
+            raise EnergyModelError(f"{path}: {exc}") from exc
