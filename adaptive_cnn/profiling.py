@@ -131,13 +131,60 @@ def _build(arch: str, shape: tuple[int, int, int], num_classes: int) -> nn.Modul
     return family.build(family.from_str(body), shape, num_classes)
 
 
+ANCHOR_PREFIX = "anchor:"
+
+
+def _spec(
+    key: str, arch: str, shape: tuple[int, int, int], num_classes: int, **meta
+) -> NetworkSpec:
+    return NetworkSpec(
+        id=key,
+        build=partial(_build, arch, shape, num_classes),
+        input_shape=shape,
+        layers=describe_arch(arch, shape, num_classes),
+        meta={"arch": arch, "family": arch.partition(":")[0], "num_classes": num_classes, **meta},
+    )
+
+
+def anchor_set(shape: tuple[int, int, int], num_classes: int = 10) -> list[NetworkSpec]:
+    """Every family's reference networks, with fixed ids, timed in every profile.
+
+    They are the same in every profile of a device, so the ratio of their latencies in two
+    profiles measures how much faster or slower the machine ran in one session than in
+    the other (shared machines drift); the accuracy report shows it.
+    """
+    specs = []
+    for name in list_networks():
+        for ref, arch in get_family(name).references().items():
+            full = f"{name}:{arch.to_str()}"
+            key = f"{ANCHOR_PREFIX}{name}:{ref}@{'x'.join(map(str, shape))}"
+            specs.append(_spec(key, full, shape, num_classes, anchor=True))
+    return specs
+
+
 def network_set(
     input_shapes: Sequence[tuple[int, int, int]],
     count: int,
     rng: np.random.Generator,
     num_classes: int = 10,
 ) -> list[NetworkSpec]:
-    """``count`` random networks, families and input shapes taken in turn."""
+    """The anchors plus ``count`` random networks (families and shapes taken in turn).
+
+    Returns:
+        The specs in a seeded random order, anchors spread among the others.
+    """
+    specs = _random_networks(input_shapes, count, rng, num_classes)
+    specs += anchor_set(tuple(input_shapes[0]), num_classes)
+    order = rng.permutation(len(specs))
+    return [specs[i] for i in order]
+
+
+def _random_networks(
+    input_shapes: Sequence[tuple[int, int, int]],
+    count: int,
+    rng: np.random.Generator,
+    num_classes: int,
+) -> list[NetworkSpec]:
     families = list_networks()
     specs: dict[str, NetworkSpec] = {}
     attempts = 0
@@ -149,11 +196,5 @@ def network_set(
         key = f"{arch}@{'x'.join(map(str, shape))}"
         if key in specs:
             continue
-        specs[key] = NetworkSpec(
-            id=key,
-            build=partial(_build, arch, shape, num_classes),
-            input_shape=shape,
-            layers=describe_arch(arch, shape, num_classes),
-            meta={"arch": arch, "family": name, "num_classes": num_classes},
-        )
+        specs[key] = _spec(key, arch, shape, num_classes)
     return list(specs.values())

@@ -71,6 +71,9 @@ class AccuracyReport:
     flops_affine_runtime: TargetAccuracy
     flops_energy: TargetAccuracy
     per_family: Mapping[str, TargetAccuracy]
+    session_speed_ratio: float
+    n_anchors: int
+    runtime_drift_corrected: TargetAccuracy
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,6 +83,24 @@ class AccuracyReport:
         d["flops_affine_baseline_mape"] = self.flops_affine_runtime.mape
         d["energy_label"] = "estimated" if self.estimated else "measured"
         return d
+
+
+def session_speed_ratio(
+    predictor: EnergyPredictor, records: Sequence[Mapping[str, Any]]
+) -> tuple[float, int]:
+    """Median latency ratio (this profile / the fit's) over the anchor networks in both.
+
+    Returns:
+        (ratio, number of anchors); ratio 1.0 with 0 anchors when none are shared. Above 1
+        the held-out session ran slower than the fit session.
+    """
+    fitted = predictor.provenance.get("anchors_ms", {})
+    ratios = [
+        float(r["latency_ms"]) / float(fitted[r["id"]])
+        for r in records
+        if r["id"] in fitted and float(fitted[r["id"]]) > 0
+    ]
+    return (float(np.median(ratios)), len(ratios)) if ratios else (1.0, 0)
 
 
 def layer_accuracy(
@@ -121,7 +142,9 @@ def accuracy_report(
     """Compare predictions with held-out measurements.
 
     Networks the predictor was fitted on (``predictor.fit_networks``) are excluded and
-    counted in ``n_excluded``; so are layer configurations in ``fit_layer_ids``.
+    counted in ``n_excluded``; so are layer configurations in ``fit_layer_ids``. Anchor
+    networks shared with the fit profile give the session speed ratio; the drift-corrected
+    runtime error scales predictions by it (the raw error is the headline figure).
     """
     fitted = set(predictor.fit_networks)
     held = [r for r in network_records if r["id"] not in fitted]
@@ -137,6 +160,7 @@ def accuracy_report(
         f: _target(prediction.latency_ms[families == f], latency[families == f])
         for f in sorted(set(families.tolist()))
     }
+    ratio, n_anchors = session_speed_ratio(predictor, network_records)
     return AccuracyReport(
         predictor_source=predictor.source,
         estimated=predictor.estimated,
@@ -150,4 +174,7 @@ def accuracy_report(
         flops_affine_runtime=_target(base.latency_ms(macs, affine=True), latency),
         flops_energy=_target(base.latency_ms(macs) * base.power_w, energy),
         per_family=per_family,
+        session_speed_ratio=ratio,
+        n_anchors=n_anchors,
+        runtime_drift_corrected=_target(prediction.latency_ms * ratio, latency),
     )

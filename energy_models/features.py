@@ -192,6 +192,13 @@ class LayerTable:
         """Boolean mask of the rows of one model kind."""
         return self.kinds == kind
 
+    def group_index(self) -> np.ndarray:
+        """(n_layers,) index into :data:`CALL_GROUPS` of each row's overhead group."""
+        index = np.zeros(len(self), dtype=np.int64)
+        for kind in set(self.kinds.tolist()):
+            index[self.mask(kind)] = CALL_GROUPS.index(call_group(kind))
+        return index
+
     def group_counts(self) -> np.ndarray:
         """(n_networks, len(CALL_GROUPS)) number of layer calls per overhead group."""
         counts = np.zeros((self.n_networks, len(CALL_GROUPS)))

@@ -41,6 +41,11 @@ from energy_models.profile_store import ProfileData
 
 MIN_POLYNOMIAL_SAMPLES = 12
 MIN_NETWORKS = 5
+# Runtime fits weigh errors relative above this and absolute below: a 3 ms layer's relative
+# error carries into its network's latency, a few microseconds' error does not.
+RUNTIME_ERROR_FLOOR_MS = 0.1
+# Isolated runtime above which a layer's in-network inflation stops growing (see predictor).
+KNEE_MS = 0.2
 
 
 def rmspe(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -49,53 +54,73 @@ def rmspe(predicted: np.ndarray, actual: np.ndarray) -> float:
     return float(100 * np.sqrt(np.mean(rel**2))) if rel.size else float("nan")
 
 
-def _relative_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    coef, *_ = np.linalg.lstsq(x / y[:, None], np.ones(len(y)), rcond=None)
+def _weights(y: np.ndarray, error_floor: float) -> np.ndarray:
+    """Row weights 1 / (y + floor): relative errors for large targets, absolute below."""
+    return 1.0 / (y + error_floor)
+
+
+def _weighted_lstsq(x: np.ndarray, y: np.ndarray, error_floor: float = 0.0) -> np.ndarray:
+    w = _weights(y, error_floor)
+    coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
     return coef
 
 
-def _relative_design(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Rows divided by their target, columns scaled to unit root-mean-square.
+def _weighted_design(
+    x: np.ndarray, y: np.ndarray, error_floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted rows with columns scaled to unit root-mean-square, and the weighted target.
 
-    Lasso's penalty must see comparable columns of the design it actually fits (the
-    relative one, uncentred since there is no intercept); scaling ``x`` before dividing by
-    ``y`` lets large-mean columns such as ``log(macs)`` dominate the penalty path.
+    Lasso's penalty must see comparable columns of the design it actually fits (weighted,
+    uncentred since there is no intercept); scaling ``x`` before weighting lets
+    large-mean columns such as ``log(macs)`` dominate the penalty path.
     """
-    a = x / y[:, None]
+    w = _weights(y, error_floor)
+    a = x * w[:, None]
     scale = np.sqrt(np.mean(a**2, axis=0))
     scale[scale == 0] = 1.0
-    return a / scale
+    return a / scale, y * w
 
 
-def _lasso_support(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, float]:
-    a = _relative_design(x, y)
+def _lasso_support(
+    x: np.ndarray, y: np.ndarray, error_floor: float, folds: int, seed: int
+) -> tuple[np.ndarray, float]:
+    a, b = _weighted_design(x, y, error_floor)
     cv = KFold(n_splits=min(folds, len(y)), shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         lasso = LassoCV(cv=cv, fit_intercept=False, max_iter=5000, tol=1e-4, eps=1e-4)
-        lasso.fit(a, np.ones(len(y)))
+        lasso.fit(a, b)
     return lasso.coef_ != 0, float(lasso.alpha_)
 
 
-def _support_at(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+def _support_at(x: np.ndarray, y: np.ndarray, error_floor: float, alpha: float) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         lasso = Lasso(alpha=alpha, fit_intercept=False, max_iter=5000, tol=1e-4)
-        lasso.fit(_relative_design(x, y), np.ones(len(y)))
+        lasso.fit(*_weighted_design(x, y, error_floor))
     return lasso.coef_ != 0
 
 
-def _refit(x: np.ndarray, y: np.ndarray, support: np.ndarray) -> np.ndarray:
+def _refit(x: np.ndarray, y: np.ndarray, support: np.ndarray, error_floor: float) -> np.ndarray:
     coef = np.zeros(x.shape[1])
     if support.any():
-        coef[support] = _relative_lstsq(x[:, support], y)
+        coef[support] = _weighted_lstsq(x[:, support], y, error_floor)
     return coef
 
 
 def fit_polynomial(
-    values: np.ndarray, y: np.ndarray, kind: str, folds: int = 5, seed: int = 0
+    values: np.ndarray,
+    y: np.ndarray,
+    kind: str,
+    folds: int = 5,
+    seed: int = 0,
+    error_floor: float = 0.0,
 ) -> tuple[PolynomialModel, float]:
     """Fit one target (runtime or power) of one kind; returns the model and its CV RMSPE.
+
+    Rows are weighted by 1 / (y + ``error_floor``): relative errors for targets well above
+    the floor, absolute errors below it (a layer of a few microseconds barely moves a
+    network's latency, while a 3 ms layer's relative error carries straight into it).
 
     Args:
         values: (n, len(RAW_FIELDS)) raw layer rows.
@@ -103,6 +128,7 @@ def fit_polynomial(
         kind: the model kind (chooses the base variables).
         folds: cross-validation folds.
         seed: seed of the fold shuffle.
+        error_floor: in the units of ``y``; 0 fits pure relative errors.
     """
     if np.any(y <= 0) or not np.all(np.isfinite(y)):
         raise EnergyModelError(f"{kind}: targets must be positive and finite")
@@ -114,20 +140,22 @@ def fit_polynomial(
     base = base_variables(kind)
     if len(y) < MIN_POLYNOMIAL_SAMPLES:
         names = ("1", base[0])
-        coef = _relative_lstsq(feature_matrix(values, names), y)
+        coef = _weighted_lstsq(feature_matrix(values, names), y, error_floor)
         model = PolynomialModel(names, tuple(float(c) for c in coef), floor)
         return model, rmspe(model.predict(values), y)
     names = polynomial_features(base)
     x = feature_matrix(values, names)
-    support, alpha = _lasso_support(x, y, folds, seed)
-    model = PolynomialModel(names, tuple(float(c) for c in _refit(x, y, support)), floor)
-    return model, _cv_rmspe(x, y, alpha, floor, folds, seed)
+    support, alpha = _lasso_support(x, y, error_floor, folds, seed)
+    coef = _refit(x, y, support, error_floor)
+    model = PolynomialModel(names, tuple(float(c) for c in coef), floor)
+    return model, _cv_rmspe(x, y, alpha, floor, error_floor, folds, seed)
 
 
-def _cv_rmspe(x, y, alpha: float, floor: float, folds: int, seed: int) -> float:
+def _cv_rmspe(x, y, alpha: float, floor: float, error_floor: float, folds: int, seed: int) -> float:
     predicted = np.empty_like(y)
     for train, test in KFold(min(folds, len(y)), shuffle=True, random_state=seed + 1).split(x):
-        coef = _refit(x[train], y[train], _support_at(x[train], y[train], alpha))
+        support = _support_at(x[train], y[train], error_floor, alpha)
+        coef = _refit(x[train], y[train], support, error_floor)
         predicted[test] = np.maximum(x[test] @ coef, floor)
     return rmspe(predicted, y)
 
@@ -151,7 +179,9 @@ def fit_layer_models(
     models = {}
     for kind in sorted(set(table.kinds.tolist())):
         rows = table.mask(kind)
-        runtime, runtime_err = fit_polynomial(table.values[rows], latency[rows], kind, folds, seed)
+        runtime, runtime_err = fit_polynomial(
+            table.values[rows], latency[rows], kind, folds, seed, RUNTIME_ERROR_FLOOR_MS
+        )
         pw, power_err = fit_polynomial(table.values[rows], power[rows], kind, folds, seed)
         models[kind] = LayerModel(kind, runtime, pw, int(rows.sum()), runtime_err, power_err)
     return models
@@ -165,31 +195,47 @@ def network_tables(records: Sequence[Mapping[str, Any]]) -> LayerTable:
 
 
 def fit_network_model(
-    layers: Mapping[str, LayerModel], records: Sequence[Mapping[str, Any]]
+    layers: Mapping[str, LayerModel],
+    records: Sequence[Mapping[str, Any]],
+    knee_ms: float = KNEE_MS,
 ) -> NetworkModel:
-    """Fit layer-sum scale, per-call overheads and fixed overhead on whole networks."""
+    """Fit the in-network scales, knee discount, per-call and per-inference overheads.
+
+    Non-negative least squares on relative errors over the profile's whole networks; the
+    knee is fixed (``knee_ms``), the rest is fitted.
+    """
     if len(records) < MIN_NETWORKS:
         raise EnergyModelError(
             f"the profile has {len(records)} network records; at least {MIN_NETWORKS} are "
             "needed to fit the runtime's overheads (run `acnn profile` without --skip-networks)"
         )
     table = network_tables(records)
-    bare = NetworkModel(1.0, dict.fromkeys(CALL_GROUPS, 0.0), 0.0, 0.0)
-    partial = _partial_predictor(layers, bare).predict_table(table)
-    layer_sum = partial.latency_ms
-    x = np.column_stack([layer_sum, table.group_counts(), np.ones(len(records))])
+    latency = _partial_predictor(layers, _identity_network()).predict_table(table).layer_latency_ms
+    groups = table.group_index()
+    per_group = np.column_stack(
+        [table.sum_per_network(latency * (groups == g)) for g in range(len(CALL_GROUPS))]
+    )
+    excess = table.sum_per_network(np.maximum(latency - knee_ms, 0.0))
+    x = np.column_stack([per_group, -excess, table.group_counts(), np.ones(len(records))])
     y = np.asarray([float(r["latency_ms"]) for r in records])
     coef, _ = nnls(x / y[:, None], np.ones(len(y)))
-    scale, per_call, overhead = coef[0], coef[1:-1], coef[-1]
-    if scale <= 0:
+    n = len(CALL_GROUPS)
+    scale, discount, per_call, overhead = coef[:n], coef[n], coef[n + 1 : 2 * n + 1], coef[-1]
+    if not np.any(scale > 0):
         raise EnergyModelError("network fit gave the layers no weight; the profile is unusable")
     measured_power = np.asarray([float(r["power_w"]) for r in records])
     return NetworkModel(
-        layer_scale=float(scale),
+        scale={g: float(v) for g, v in zip(CALL_GROUPS, scale, strict=True)},
+        knee_ms=float(knee_ms),
+        discount=float(discount),
         per_call_ms={g: float(v) for g, v in zip(CALL_GROUPS, per_call, strict=True)},
         overhead_ms=float(overhead),
         overhead_power_w=float(np.median(measured_power)),
     )
+
+
+def _identity_network() -> NetworkModel:
+    return NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 0.0, 0.0, {}, 0.0, 0.0)
 
 
 def fit_flops_baseline(records: Sequence[Mapping[str, Any]]) -> FlopsBaseline:
@@ -197,7 +243,7 @@ def fit_flops_baseline(records: Sequence[Mapping[str, Any]]) -> FlopsBaseline:
     mmacs = np.asarray([float(r["macs"]) for r in records]) / 1e6
     y = np.asarray([float(r["latency_ms"]) for r in records])
     proportional = float(np.sum(mmacs / y) / np.sum((mmacs / y) ** 2))
-    affine = _relative_lstsq(np.column_stack([mmacs, np.ones(len(y))]), y)
+    affine = _weighted_lstsq(np.column_stack([mmacs, np.ones(len(y))]), y)
     power = float(np.median([float(r["power_w"]) for r in records]))
     return FlopsBaseline(proportional, float(affine[0]), float(affine[1]), power)
 
@@ -242,6 +288,9 @@ def fit_predictor(data: ProfileData, folds: int = 5, seed: int = 0) -> EnergyPre
             "network_records": len(data.networks),
             "folds": folds,
             "fit_layer_ids": [str(r["id"]) for r in data.layers],
+            "anchors_ms": {
+                str(r["id"]): float(r["latency_ms"]) for r in data.networks if r.get("anchor")
+            },
             "seed": seed,
             "profile_settings": dict(settings),
         },

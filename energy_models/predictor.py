@@ -1,14 +1,21 @@
 """The fitted layer-wise energy predictor: vectorised prediction and its versioned file.
 
 A predictor belongs to one (device, inference runtime, threads) triple. Per model kind it
-holds a sparse polynomial for runtime (ms) and one for power (W); the network model adds
-the runtime's fixed overheads, fitted on whole networks:
+holds a sparse polynomial for runtime (ms) and one for power (W). A layer timed alone does
+not cost the same inside a network (framework dispatch between calls, caches), so the
+network model maps each layer's isolated runtime ``t`` to its in-network share
 
-    latency_ms = layer_scale * sum(layer runtimes) + sum_g per_call_ms[g] * calls_g + overhead_ms
-    energy_mj  = layer_scale * sum(runtime * power) + (latency_ms - layer_scale * sum) * P_o
+    share(t) = max(0, scale[g] * t - discount * max(0, t - knee_ms))
 
-where ``calls_g`` counts the network's layer calls in overhead group ``g`` and ``P_o`` is
-the fitted power during the overheads. The file is JSON: loading it runs no code.
+(``g`` the layer's overhead group: a multiplicative inflation that stops growing past the
+knee, since dispatch costs do not grow with a layer's size) and adds the runtime's fixed
+costs, all fitted on whole networks:
+
+    latency_ms = sum(share) + sum_g per_call_ms[g] * calls_g + overhead_ms
+    energy_mj  = sum(share * layer power) + (sum_g per_call_ms[g] * calls_g + overhead_ms) * P_o
+
+where ``calls_g`` counts the network's layer calls in group ``g`` and ``P_o`` is the fitted
+power during the overheads. The file is JSON: loading it runs no code.
 """
 
 from __future__ import annotations
@@ -132,16 +139,35 @@ class LayerModel:
 
 @dataclass(frozen=True)
 class NetworkModel:
-    """Whole-network terms: layer-sum scale, per-call overheads, fixed overhead and its power."""
+    """Whole-network terms (see the module docstring for the formula).
 
-    layer_scale: float
+    Attributes:
+        scale: in-network inflation of isolated layer runtimes, per overhead group.
+        knee_ms: isolated runtime above which the inflation stops growing.
+        discount: slope removed above the knee.
+        per_call_ms: fixed cost per layer call, per overhead group.
+        overhead_ms: fixed cost per inference.
+        overhead_power_w: power during the fixed costs.
+    """
+
+    scale: Mapping[str, float]
+    knee_ms: float
+    discount: float
     per_call_ms: Mapping[str, float]
     overhead_ms: float
     overhead_power_w: float
 
+    def shares_ms(self, latency_ms: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """In-network share of each layer from its isolated runtime and group index."""
+        scale = np.asarray([self.scale.get(g, 1.0) for g in CALL_GROUPS])[groups]
+        excess = np.maximum(latency_ms - self.knee_ms, 0.0)
+        return np.maximum(scale * latency_ms - self.discount * excess, 0.0)
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "layer_scale": self.layer_scale,
+            "scale": dict(self.scale),
+            "knee_ms": self.knee_ms,
+            "discount": self.discount,
             "per_call_ms": dict(self.per_call_ms),
             "overhead_ms": self.overhead_ms,
             "overhead_power_w": self.overhead_power_w,
@@ -149,11 +175,13 @@ class NetworkModel:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NetworkModel:
-        unknown = set(d["per_call_ms"]) - set(CALL_GROUPS)
+        unknown = (set(d["per_call_ms"]) | set(d["scale"])) - set(CALL_GROUPS)
         if unknown:
             raise EnergyModelError(f"unknown overhead groups {sorted(unknown)}")
         return cls(
-            layer_scale=_finite(d["layer_scale"], "layer_scale"),
+            scale={str(k): _finite(v, k) for k, v in d["scale"].items()},
+            knee_ms=_finite(d["knee_ms"], "knee_ms"),
+            discount=_finite(d["discount"], "discount"),
             per_call_ms={str(k): _finite(v, k) for k, v in d["per_call_ms"].items()},
             overhead_ms=_finite(d["overhead_ms"], "overhead_ms"),
             overhead_power_w=_finite(d["overhead_power_w"], "overhead_power_w"),
@@ -258,14 +286,14 @@ class EnergyPredictor:
             latency[rows] = model.runtime.predict(table.values[rows])
             power[rows] = model.power.predict(table.values[rows])
         net = self.network
-        scaled_ms = net.layer_scale * table.sum_per_network(latency)
+        shares = net.shares_ms(latency, table.group_index())
         per_call = np.asarray([net.per_call_ms.get(g, 0.0) for g in CALL_GROUPS])
         overhead = table.group_counts() @ per_call + net.overhead_ms
-        layer_energy = net.layer_scale * table.sum_per_network(latency * power)
+        layer_energy = table.sum_per_network(shares * power)
         return TablePrediction(
             layer_latency_ms=latency,
             layer_power_w=power,
-            latency_ms=scaled_ms + overhead,
+            latency_ms=table.sum_per_network(shares) + overhead,
             energy_mj=layer_energy + overhead * net.overhead_power_w,
             overhead_ms=overhead,
         )

@@ -81,7 +81,7 @@ def _add_profile(commands) -> None:
     p.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         metavar="N",
         help="rounds per measurement, interleaved with other items (median of round medians)",
     )
@@ -294,10 +294,11 @@ def run_fit(args: argparse.Namespace) -> int:
         )
     )
     net = predictor.network
+    scales = ", ".join(f"{g} x{v:.2f}" for g, v in net.scale.items() if v)
     calls = ", ".join(f"{g} {v * 1e3:.1f} us" for g, v in net.per_call_ms.items() if v)
     print(
-        f"\nnetwork: layer sum x {net.layer_scale:.3f} + per call ({calls or 'none'}) + "
-        f"{net.overhead_ms:.3f} ms per inference"
+        f"\nnetwork: in-network scale ({scales}), minus {net.discount:.2f} x the part above "
+        f"{net.knee_ms:g} ms; per call ({calls or 'none'}); {net.overhead_ms:.3f} ms per inference"
     )
     print(f"wrote {args.out}: {predictor.source}")
     if predictor.estimated:
@@ -375,6 +376,7 @@ def format_report(report) -> str:
         ]
     rows = [
         ("runtime (layer-wise)", *_cells(report.runtime)),
+        ("runtime (layer-wise, drift-corrected)", *_cells(report.runtime_drift_corrected)),
         ("runtime (FLOPs-proportional)", *_cells(report.flops_runtime)),
         ("runtime (FLOPs affine)", *_cells(report.flops_affine_runtime)),
         ("power (layer-wise)", *_cells(report.power)),
@@ -384,7 +386,9 @@ def format_report(report) -> str:
     rows += [(f"runtime, {f} only", *_cells(t)) for f, t in report.per_family.items()]
     lines.append(format_table(("network level", "MAPE %", "RMSPE %", "within 10% (%)"), rows))
     lines.append(
-        f"\n{report.n_networks} held-out networks ({report.n_excluded} excluded: in the fit data)"
+        f"\n{report.n_networks} held-out networks ({report.n_excluded} excluded: in the fit "
+        f"data); session speed ratio {report.session_speed_ratio:.3f} (held-out / fit latency "
+        f"of {report.n_anchors} anchor networks timed in both; drift-corrected rows scale by it)"
     )
     if report.estimated:
         lines.append(ESTIMATE_NOTE)

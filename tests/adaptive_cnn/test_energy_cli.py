@@ -12,8 +12,10 @@ import json
 import pytest
 
 from adaptive_cnn.cli.main import main
+from adaptive_cnn.networks import get_family, list_networks
 
-SMALL = ["--quick", "--layers", "40", "--networks", "8", "--quiet"]
+SMALL = ["--quick", "--layers", "40", "--networks", "8", "--rounds", "2", "--quiet"]
+ANCHORS = sum(len(get_family(name).references()) for name in list_networks())
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,9 @@ def test_profile_writes_settings_and_records(profiles) -> None:
     record = json.loads(lines[0])
     assert record["energy_label"] in ("estimated", "measured")
     assert not (held / "layers.jsonl").exists()
-    assert len((held / "networks.jsonl").read_text().splitlines()) == 8
+    records = [json.loads(x) for x in (held / "networks.jsonl").read_text().splitlines()]
+    anchors = [r for r in records if r.get("anchor")]
+    assert len(records) == 8 + ANCHORS and len(anchors) == ANCHORS  # the references
 
 
 def test_profile_resumes_without_re_measuring(profiles, capsys) -> None:
@@ -45,7 +49,7 @@ def test_profile_resumes_without_re_measuring(profiles, capsys) -> None:
     before = (fit / "layers.jsonl").read_text()
     assert main(["profile", "--out", str(fit), *SMALL]) == 0
     assert (fit / "layers.jsonl").read_text() == before
-    assert "layer and 8 network records" in capsys.readouterr().out
+    assert f"layer and {8 + ANCHORS} network records" in capsys.readouterr().out
 
 
 def test_report_json_has_the_promised_keys(profiles, capsys) -> None:
@@ -55,7 +59,8 @@ def test_report_json_has_the_promised_keys(profiles, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     for key in ("network_mape", "within_10pct", "flops_baseline_mape", "n_networks"):
         assert key in report
-    assert report["n_networks"] + report["n_excluded"] == 8
+    assert report["n_networks"] == 8 and report["n_excluded"] == ANCHORS  # shared with the fit
+    assert report["n_anchors"] == ANCHORS and report["session_speed_ratio"] > 0
     assert 0 <= report["within_10pct"] <= 100 and report["network_mape"] >= 0
 
 
@@ -64,7 +69,7 @@ def test_report_on_the_fit_profile_excludes_its_networks(profiles, capsys) -> No
     capsys.readouterr()
     assert main(["energy-report", str(predictor), "--profile", str(fit), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["n_networks"] == 0 and report["n_excluded"] == 8
+    assert report["n_networks"] == 0 and report["n_excluded"] == 8 + ANCHORS
 
 
 def test_predict_prints_the_figures_and_labels_estimates(profiles, capsys) -> None:

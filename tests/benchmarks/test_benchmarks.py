@@ -69,3 +69,17 @@ def test_reference_accuracy_writes_table(tmp_path, capsys):
     assert row["reference"] == "small" and row["config"]["epochs"] == 0.5
     assert "| conv | small |" in report["table_markdown"]
     assert "test acc" in capsys.readouterr().out
+
+
+def test_energy_model_accuracy_quick_writes_the_report(tmp_path, capsys):
+    """The whole energy pipeline: two --quick profiles, fit, report, vectorised timing."""
+    out = tmp_path / "energy.json"
+    args = ["--quick", "--candidates", "40", "--work", str(tmp_path / "work"), "--out", str(out)]
+    assert load("energy_model_accuracy").main(args) == 0
+    result = json.loads(out.read_text())
+    report = result["report"]
+    for key in ("network_mape", "within_10pct", "flops_baseline_mape", "n_networks"):
+        assert key in report
+    assert report["n_networks"] == 30 and report["estimated"] in (True, False)
+    assert result["vectorised"]["networks"] == 40 and result["vectorised"]["layers"] > 40
+    assert "held-out networks" in capsys.readouterr().out

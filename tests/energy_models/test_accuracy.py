@@ -10,6 +10,7 @@ from torch import nn
 
 from energy_models import LayerDescriptor, describe_network
 from energy_models.accuracy import accuracy_report, layer_accuracy
+from energy_models.features import CALL_GROUPS
 from energy_models.layer_builder import descriptor_to_dict
 from energy_models.predictor import (
     EnergyPredictor,
@@ -52,7 +53,7 @@ def _predictor(fit_networks: tuple[str, ...] = ("net-fit",)) -> EnergyPredictor:
         power_source="declared",
         estimated=True,
         layers={"conv2d": conv, "relu": relu},
-        network=NetworkModel(1.0, {}, 0.05, 2.0),
+        network=NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 0.0, 0.0, {}, 0.05, 2.0),
         flops_baseline=BASELINE,
         fit_networks=fit_networks,
     )

@@ -10,6 +10,7 @@ from torch import nn
 
 from energy_models import EnergyModelError, UnsupportedLayerError
 from energy_models.estimate import predict
+from energy_models.features import CALL_GROUPS
 from energy_models.predictor import (
     EnergyPredictor,
     FlopsBaseline,
@@ -40,7 +41,7 @@ def _predictor() -> EnergyPredictor:
             "flatten": _layer("flatten", PolynomialModel(("1",), (0.0005,), 1e-4), 2.0),
             "linear": _layer("linear", PolynomialModel(("macs", "1"), (2e-6, 0.005), 1e-4), 4.0),
         },
-        network=NetworkModel(1.5, {"conv": 0.003}, 0.04, 2.5),
+        network=NetworkModel(dict.fromkeys(CALL_GROUPS, 1.5), 0.0, 0.0, {"conv": 0.003}, 0.04, 2.5),
         flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, 1.0),
     )
 

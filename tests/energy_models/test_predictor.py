@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from energy_models import EnergyModelError, describe_network
-from energy_models.features import RAW_FIELDS, LayerTable
+from energy_models.features import CALL_GROUPS, RAW_FIELDS, LayerTable
 from energy_models.predictor import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -53,7 +53,9 @@ def _predictor(network: NetworkModel | None = None) -> EnergyPredictor:
         },
         network=network
         or NetworkModel(
-            layer_scale=1.2,
+            scale=dict.fromkeys(CALL_GROUPS, 1.2),
+            knee_ms=1.0,
+            discount=0.5,
             per_call_ms={"conv": 0.003, "activation": 0.001},
             overhead_ms=0.05,
             overhead_power_w=2.5,
@@ -106,7 +108,7 @@ def test_energy_splits_into_layers_and_overheads(
     scale: float, per_conv: float, per_act: float, per_other: float, fixed: float, power: float
 ) -> None:
     per_call = {"conv": per_conv, "activation": per_act, "other": per_other}
-    net = NetworkModel(scale, per_call, fixed, power)
+    net = NetworkModel(dict.fromkeys(CALL_GROUPS, scale), 1.0, 0.0, per_call, fixed, power)
     prediction = _predictor(net).predict_table(_small_table())
     overhead = per_conv + per_act + per_other + fixed  # one call each (flatten is "other")
     layer_energy = scale * sum(t * p for t, p in zip(LAYER_MS, LAYER_W, strict=True))
@@ -270,7 +272,7 @@ def test_load_refuses_a_directory_and_suspicious_values(tmp_path: Path) -> None:
     good = _predictor().to_dict()
     cases = {
         "format_version": lambda d: d.update(format_version=True),
-        "layer_scale": lambda d: d["network"].update(layer_scale=float("nan")),
+        "knee_ms": lambda d: d["network"].update(knee_ms=float("nan")),
         "ms_per_mmac": lambda d: d["flops_baseline"].update(ms_per_mmac="abc"),
         "unknown feature": lambda d: next(iter(d["layers"].values()))["runtime"].update(
             features=["bogus"], coefficients=[1.0]
@@ -282,3 +284,13 @@ def test_load_refuses_a_directory_and_suspicious_values(tmp_path: Path) -> None:
         damage(data)
         with pytest.raises(EnergyModelError, match=message if " " in message else "."):
             EnergyPredictor.load(_write(tmp_path, data))
+
+
+def test_in_network_share_stops_inflating_past_the_knee() -> None:
+    net = NetworkModel(dict.fromkeys(CALL_GROUPS, 1.5), 0.2, 0.4, {}, 0.0, 0.0)
+    conv, pool = CALL_GROUPS.index("conv"), CALL_GROUPS.index("pool")
+    shares = net.shares_ms(np.asarray([0.1, 1.0, 10.0]), np.asarray([conv, conv, pool]))
+    # below the knee: 1.5 t; above: 1.5 t - 0.4 (t - 0.2)
+    np.testing.assert_allclose(shares, [0.15, 1.5 - 0.4 * 0.8, 15.0 - 0.4 * 9.8])
+    steep = NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 0.0, 2.0, {}, 0.0, 0.0)
+    assert steep.shares_ms(np.asarray([1.0]), np.asarray([conv]))[0] == 0.0  # never negative
