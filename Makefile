@@ -14,7 +14,7 @@ TORCH_PIP_ARGS ?=
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 RUN_ARGS ?= --family conv --reference large --epochs 3 --out runs/reference
 
-.PHONY: run test setup dataset lint bench clean
+.PHONY: run test setup dataset lint bench bench-energy clean
 
 run: setup dataset
 	$(BIN)/acnn datasets
@@ -50,6 +50,10 @@ lint: setup
 
 bench: setup dataset
 	$(BIN)/python benchmarks/train_throughput.py
+
+# Energy-model accuracy and speed (two profiles of this machine, about 3 minutes).
+bench-energy: setup
+	$(BIN)/python benchmarks/energy_model_accuracy.py --fresh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

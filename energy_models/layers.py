@@ -228,21 +228,26 @@ def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
     return leaves
 
 
-def _dummy_input(module: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
+def _dummy_input(module: nn.Module, input_shape: Sequence[int], batch: int) -> torch.Tensor:
     first = next(module.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
-    return torch.zeros((1, *input_shape), device=device)
+    return torch.zeros((batch, *input_shape), device=device)
 
 
-def describe_network(module: nn.Module, input_shape: Sequence[int]) -> tuple[LayerDescriptor, ...]:
+def describe_network(
+    module: nn.Module, input_shape: Sequence[int], *, batch: int = 1
+) -> tuple[LayerDescriptor, ...]:
     """The descriptors of every executed leaf layer, in execution order.
 
-    Runs one batch-1 forward pass on zeros in eval mode under ``torch.no_grad``; the
-    training mode of every submodule is restored afterwards.
+    Runs one forward pass on zeros in eval mode under ``torch.no_grad``; the training mode
+    of every submodule is restored afterwards.
 
     Args:
         module: the network.
         input_shape: shape of one input without the batch dimension, e.g. (1, 28, 28).
+        batch: batch size of the pass; 0 propagates shapes without computing anything
+            (every supported layer accepts an empty batch), 1 is the safe default for
+            modules whose forward inspects values.
 
     Returns:
         One descriptor per leaf-module call (a module called twice appears twice).
@@ -264,7 +269,7 @@ def describe_network(module: nn.Module, input_shape: Sequence[int]) -> tuple[Lay
     try:
         module.eval()
         with torch.no_grad():
-            module(_dummy_input(module, input_shape))
+            module(_dummy_input(module, input_shape, batch))
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise EnergyModelError(

@@ -72,6 +72,10 @@ def _device_row(profile) -> tuple:
     watts = f"{power.source}: {power.idle_w:g}/{power.active_w:g} W idle/active"
     if profile.estimated:
         watts += " (estimated)"
+    elif power.source == "auto":
+        watts = f"auto: a sensor, else {power.idle_w:g}/{power.active_w:g} W (estimated)"
+    else:
+        watts = f"{power.source}, else {power.idle_w:g}/{power.active_w:g} W (estimated)"
     return (
         profile.name,
         f"{profile.cores}/{profile.threads}",

@@ -170,6 +170,12 @@ def run_profile(args: argparse.Namespace) -> int:
             "python": platform.python_version(),
         },
     }
+    if device.name != "local":
+        _say(
+            False,
+            f"acnn: note: timings are of THIS machine; run `acnn profile --device "
+            f"{device.name}` on the {device.name} itself for its predictor",
+        )
     store = ProfileStore.open(args.out, settings)
     profiler = Profiler(
         store,

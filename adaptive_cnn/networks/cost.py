@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
+import torch
+
 from adaptive_cnn.errors import ArchitectureError
 from adaptive_cnn.networks.registry import Arch, Part, network_parts
 from energy_models import LayerDescriptor, NetworkCost, describe_network
@@ -63,7 +65,11 @@ def clear_describe_cache() -> None:
 def _describe_part(part: Part) -> tuple[LayerDescriptor, ...]:
     layers = _CACHE.get(part.key)
     if layers is None:
-        layers = describe_network(part.build(), part.in_shape)
+        # Descriptors depend on structure and shapes only: skip weight initialisation (build
+        # on the meta device, then allocate uninitialised) and compute nothing (empty batch).
+        with torch.device("meta"):
+            module = part.build()
+        layers = describe_network(module.to_empty(device="cpu"), part.in_shape, batch=0)
         _CACHE.put(part.key, layers)
     return layers
 

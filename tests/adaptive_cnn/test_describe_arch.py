@@ -65,16 +65,16 @@ def test_a_second_call_is_served_from_the_cache(name: str, monkeypatch) -> None:
     keys = {part.key for part in network_parts(arch, shape, NUM_CLASSES)}
     calls: list[str] = []
 
-    def counting(module: nn.Module, input_shape):
+    def counting(module: nn.Module, input_shape, **kwargs):
         calls.append(type(module).__name__)
-        return describe_network(module, input_shape)
+        return describe_network(module, input_shape, **kwargs)
 
     clear_describe_cache()
     monkeypatch.setattr(cost_module, "describe_network", counting)
     first = describe_arch(arch, shape, NUM_CLASSES)
     assert len(calls) == len(keys)
 
-    def failing(module: nn.Module, input_shape):
+    def failing(module: nn.Module, input_shape, **kwargs):
         raise AssertionError("describe_network called for a memoised piece")
 
     monkeypatch.setattr(cost_module, "describe_network", failing)
@@ -84,9 +84,9 @@ def test_a_second_call_is_served_from_the_cache(name: str, monkeypatch) -> None:
 def test_architectures_sharing_pieces_describe_only_the_new_ones(monkeypatch) -> None:
     calls: list[tuple[int, ...]] = []
 
-    def counting(module: nn.Module, input_shape):
+    def counting(module: nn.Module, input_shape, **kwargs):
         calls.append(tuple(input_shape))
-        return describe_network(module, input_shape)
+        return describe_network(module, input_shape, **kwargs)
 
     clear_describe_cache()
     monkeypatch.setattr(cost_module, "describe_network", counting)
