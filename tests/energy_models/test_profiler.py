@@ -20,7 +20,15 @@ from energy_models.profile_store import (
     ProfileStore,
     read_records,
 )
-from energy_models.profiler import NetworkSpec, Profiler, TimingSettings, layer_id, time_callable
+from energy_models.profiler import (
+    NetworkSpec,
+    Profiler,
+    Timing,
+    TimingSettings,
+    combine_rounds,
+    layer_id,
+    time_callable,
+)
 from energy_models.runtimes import available_runtimes, prepare
 
 SETTINGS = {
@@ -205,3 +213,21 @@ def _copy(net: nn.Module) -> nn.Module:
     twin = _tiny_net()
     twin.load_state_dict(net.state_dict())
     return twin
+
+
+def _round(median_ms: float, power_w: float, duration_s: float) -> Timing:
+    reading = PowerReading(power_w, power_w * duration_s, duration_s, "fake", True)
+    return Timing(
+        median_ms, 0.9 * median_ms, 1.1 * median_ms, 30, 0.0, 1.0, reading, None, None, 10.0, 0.5
+    )
+
+
+def test_rounds_combine_to_the_median_and_time_weighted_power() -> None:
+    record = combine_rounds([_round(1.0, 4.0, 1.0), _round(1.1, 8.0, 3.0), _round(1.05, 2.0, 0.0)])
+    assert record["latency_ms"] == pytest.approx(1.05)
+    assert record["round_medians_ms"] == [1.0, 1.1, 1.05]
+    assert record["power_w"] == pytest.approx((4.0 * 1 + 8.0 * 3) / 4)  # weighted by duration
+    assert record["energy_mj"] == pytest.approx(1.05 * 7.0)
+    assert not record["noisy"]  # (1.1 - 1.0) / 1.05 < 0.25
+    disagreeing = combine_rounds([_round(1.0, 1, 1), _round(1.0, 1, 1), _round(1.5, 1, 1)])
+    assert disagreeing["noisy"]  # (1.5 - 1.0) / 1.0 > 0.25
