@@ -38,6 +38,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="default: the device's")
     parser.add_argument("--heldout-networks", type=int, default=None, metavar="N")
     parser.add_argument(
+        "--heldout-layers",
+        type=int,
+        default=600,
+        metavar="N",
+        help="sampled layer configurations in the held-out profile",
+    )
+    parser.add_argument(
         "--candidates",
         type=int,
         default=10_000,
@@ -48,6 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="delete earlier profiles first")
     parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/energy_model_accuracy.json")
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="only print the markdown tables of an earlier result",
     )
     return parser.parse_args(argv)
 
@@ -91,14 +104,59 @@ def vectorised_timing(predictor: EnergyPredictor, n: int, seed: int = 123) -> di
     }
 
 
+def render_markdown(result: dict) -> str:
+    """README tables of one benchmark result: layer kinds, then network level."""
+    report = result["report"]
+    held_out = bool(report["layers"])
+    lines = [
+        f"| layer kind | {'held-out' if held_out else 'fit'} configs | runtime RMSPE"
+        f"{'' if held_out else ' (5-fold CV)'} | terms | CV RMSPE (fit data) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in report["layers"] or report["cross_validated_layers"]:
+        lines.append(
+            f"| {row['kind']} | {row['n']} | {row['runtime_rmspe']:.1f}% | "
+            f"{row['runtime_terms']} | {row['cv_runtime_rmspe']:.1f}% |"
+        )
+    lines += ["", "| network-level runtime | MAPE | within ±10% |", "|---|---:|---:|"]
+    for label, key in (
+        ("layer-wise predictor", "runtime"),
+        ("FLOPs-proportional baseline", "flops_runtime"),
+        ("FLOPs-affine baseline", "flops_affine_runtime"),
+    ):
+        lines.append(
+            f"| {label} | {report[key]['mape']:.1f}% | {report[key]['within_10pct']:.0f}% |"
+        )
+    for family, target in report["per_family"].items():
+        lines.append(
+            f"| layer-wise, {family} networks | {target['mape']:.1f}% | "
+            f"{target['within_10pct']:.0f}% |"
+        )
+    speed = result["vectorised"]
+    lines += [
+        "",
+        f"{report['n_networks']} held-out networks; session speed ratio "
+        f"{report['session_speed_ratio']:.3f}; vectorised: {speed['networks']} networks "
+        f"described in {speed['describe_s']:.1f} s and predicted in "
+        f"{speed['table_and_predict_s_median']:.2f} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(args.render.read_text())), end="")
+        return 0
     tag = f"{args.runtime}{'-quick' if args.quick else ''}"
     fit_dir, held_dir = args.work / f"fit-{tag}", args.work / f"heldout-{tag}"
     if args.fresh:
         shutil.rmtree(fit_dir, ignore_errors=True)
         shutil.rmtree(held_dir, ignore_errors=True)
-    held_extra = ["--seed", "1", "--skip-layers"]
+    # The held-out profile: other random networks, and layers of other random networks
+    # (configurations also in the fit profile are left out of the layer table).
+    held_layers = args.heldout_layers or (60 if args.quick else 600)
+    held_extra = ["--seed", "1", "--layers", str(held_layers)]
     if args.heldout_networks:
         held_extra += ["--networks", str(args.heldout_networks)]
     fit_s = _profile(fit_dir, args, [])
@@ -130,7 +188,8 @@ def main(argv=None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    args.out.with_suffix(".md").write_text(render_markdown(result))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
 
 

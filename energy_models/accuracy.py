@@ -62,6 +62,7 @@ class AccuracyReport:
     predictor_source: str
     estimated: bool
     layers: tuple[LayerKindAccuracy, ...]
+    cross_validated_layers: tuple[LayerKindAccuracy, ...]
     n_networks: int
     n_excluded: int
     runtime: TargetAccuracy
@@ -133,6 +134,22 @@ def layer_accuracy(
     return tuple(rows)
 
 
+def cross_validated_layers(predictor: EnergyPredictor) -> tuple[LayerKindAccuracy, ...]:
+    """Per-kind k-fold cross-validated RMSPE on the fit data, as the fit recorded it."""
+    return tuple(
+        LayerKindAccuracy(
+            kind=kind,
+            n=model.n_samples,
+            runtime_rmspe=model.cv_rmspe_runtime,
+            power_rmspe=model.cv_rmspe_power,
+            runtime_terms=model.runtime.size,
+            power_terms=model.power.size,
+            cv_runtime_rmspe=model.cv_rmspe_runtime,
+        )
+        for kind, model in sorted(predictor.layers.items())
+    )
+
+
 def accuracy_report(
     predictor: EnergyPredictor,
     layer_records: Sequence[Mapping[str, Any]],
@@ -165,6 +182,7 @@ def accuracy_report(
         predictor_source=predictor.source,
         estimated=predictor.estimated,
         layers=layer_accuracy(predictor, layer_records, fit_layer_ids or set()),
+        cross_validated_layers=cross_validated_layers(predictor),
         n_networks=len(held),
         n_excluded=len(network_records) - len(held),
         runtime=_target(prediction.latency_ms, latency),

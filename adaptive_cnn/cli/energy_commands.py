@@ -361,25 +361,18 @@ def _check_same_triple(predictor, settings) -> None:
 def format_report(report) -> str:
     """The human-readable energy report (tables)."""
     lines = [report.predictor_source, ""]
-    if report.layers:
-        rows = [
-            (r.kind, r.n, r.runtime_rmspe, r.runtime_terms, r.power_rmspe, r.power_terms)
-            for r in report.layers
-        ]
-        lines += [
-            format_table(
-                (
-                    "layer kind",
-                    "held-out configs",
-                    "runtime RMSPE %",
-                    "terms",
-                    "power RMSPE %",
-                    "terms",
-                ),
-                rows,
-            ),
-            "",
-        ]
+    layers = report.layers or report.cross_validated_layers
+    caption = (
+        "held-out layer configurations (not in the fit data)"
+        if report.layers
+        else "no held-out layer records: 5-fold cross-validation on the fit data"
+    )
+    rows = [
+        (r.kind, r.n, r.runtime_rmspe, r.runtime_terms, r.power_rmspe, r.power_terms)
+        for r in layers
+    ]
+    headers = ("layer kind", "configs", "runtime RMSPE %", "terms", "power RMSPE %", "terms")
+    lines += [caption, format_table(headers, rows), ""]
     rows = [
         ("runtime (layer-wise)", *_cells(report.runtime)),
         ("runtime (layer-wise, drift-corrected)", *_cells(report.runtime_drift_corrected)),

@@ -105,3 +105,27 @@ def test_bad_inputs_get_one_line_errors(profiles, tmp_path, capsys) -> None:
     lines = [line for line in err.splitlines() if line.startswith("acnn: error:")]
     assert len(lines) == 6
     assert "version 99" in err and "threads" in err
+
+
+def test_power_meter_log_turns_estimates_into_measurements(profiles, tmp_path, capsys) -> None:
+    fit, _, _ = profiles
+    records = [
+        json.loads(x)
+        for name in ("layers.jsonl", "networks.jsonl")
+        for x in (fit / name).read_text().splitlines()
+    ]
+    start = min(r["t0"] for r in records) - 1.0
+    end = max(r["t1"] for r in records) + 1.0
+    log = tmp_path / "meter.csv"
+    log.write_text(f"timestamp,power_w\n{start},6.0\n{end},6.0\n")  # a flat 6 W trace
+    predictor = tmp_path / "measured.json"
+    assert main(["fit-energy", str(fit), "--out", str(predictor), "--power-csv", str(log)]) == 0
+    saved = json.loads(predictor.read_text())
+    assert saved["power_source"] == "power-meter-csv" and saved["estimated"] is False
+    capsys.readouterr()
+    assert main(["predict", str(predictor), "--arch", "conv:c8k3-fc16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["power_w"] == pytest.approx(6.0) and out["estimated"] is False
+    short = tmp_path / "short.csv"
+    short.write_text(f"timestamp,power_w\n{start},6.0\n{start + 0.5},6.0\n")
+    assert main(["fit-energy", str(fit), "--out", str(predictor), "--power-csv", str(short)]) == 2
