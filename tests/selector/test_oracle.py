@@ -1,0 +1,83 @@
+"""The oracle bound: hand examples, a per-image loop, and domination of every threshold scheme."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from selector import CascadeData, SelectorError, StageCosts, evaluate, oracle
+
+
+def test_two_stage_hand_example():
+    data = CascadeData(
+        confidence=np.array([[0.9, 0.2, 0.6, 0.4], [0.0, 0.0, 0.0, 0.0]]),
+        correct=np.array([[True, False, False, True], [True, True, True, False]]),
+    )
+    costs = StageCosts([2.0, 10.0], [5.0, 50.0], [0.0, 1000.0], [False, True])
+    result = oracle(data, costs)
+    # Images 0 and 3 are right locally; 1 and 2 only in the cloud; every image is right.
+    assert result.accuracy == pytest.approx(1.0)
+    assert result.energy_mj == pytest.approx((2 + 12 + 12 + 2) / 4)
+    assert result.latency_ms == pytest.approx((5 + 55 + 55 + 5) / 4)
+    assert result.bytes_per_image == pytest.approx(2000 / 4)
+    assert result.offload_rate == pytest.approx(0.5)
+    np.testing.assert_allclose(result.exit_fractions, [0.5, 0.5])
+    assert json.loads(json.dumps(result.to_dict())) == result.to_dict()
+
+
+def test_images_no_stage_gets_right_stop_at_the_first_stage():
+    data = CascadeData(
+        confidence=np.zeros((3, 3)),
+        correct=np.array([[False, False, False], [False, True, False], [False, True, True]]),
+    )
+    costs = StageCosts([1.0, 2.0, 4.0], [0.0] * 3, [0.0] * 3, [False] * 3)
+    result = oracle(data, costs)
+    # Image 0: never right, stage 0 (1 mJ). Image 1: stage 1 (3 mJ). Image 2: stage 2 (7 mJ).
+    assert result.accuracy == pytest.approx(2 / 3)
+    assert result.energy_mj == pytest.approx((1 + 3 + 7) / 3)
+    np.testing.assert_allclose(result.exit_fractions, [1 / 3, 1 / 3, 1 / 3])
+
+
+def test_costs_of_another_cascade_are_rejected():
+    data = CascadeData(np.zeros((2, 1)), np.ones((2, 1), bool))
+    with pytest.raises(SelectorError, match="costs describe 1 stages"):
+        oracle(data, StageCosts([1.0], [0.0], [0.0], [False]))
+
+
+def _per_image(data, costs):
+    """Second implementation: walk each image to its first right stage."""
+    n_stages, n_images = data.correct.shape
+    right, energy = [], []
+    for n in range(n_images):
+        stage = next((s for s in range(n_stages) if data.correct[s, n]), 0)
+        right.append(bool(data.correct[stage, n]))
+        energy.append(sum(costs.energy_mj[: stage + 1]))
+    return np.mean(right), np.mean(energy)
+
+
+@given(st.data())
+def test_oracle_equals_per_image_loop(cascade_strategy, data):
+    cascade, costs = data.draw(cascade_strategy())
+    accuracy, energy = _per_image(cascade, costs)
+    result = oracle(cascade, costs)
+    assert result.accuracy == pytest.approx(accuracy)
+    assert result.energy_mj == pytest.approx(energy)
+
+
+@given(st.data())
+def test_no_threshold_scheme_beats_the_oracle(cascade_strategy, data):
+    cascade, costs = data.draw(cascade_strategy(stages=(1, 3), max_images=8))
+    # Every distinct outcome: each threshold at a confidence of its stage, or above all.
+    axes = [np.r_[np.unique(r), np.nextafter(r.max(), np.inf)] for r in cascade.confidence[:-1]]
+    vectors = list(itertools.product(*axes))  # one empty vector when S == 1
+    vectors = np.array(vectors, dtype=float).reshape(len(vectors), cascade.n_stages - 1)
+    schemes = evaluate(cascade, costs, vectors)
+    bound = oracle(cascade, costs)
+    assert np.all(schemes.accuracy <= bound.accuracy + 1e-12)
+    as_accurate = np.isclose(schemes.accuracy, bound.accuracy, rtol=0, atol=1e-12)
+    tol = 1e-9 * (1 + costs.energy_mj.sum())
+    assert np.all(schemes.energy_mj[as_accurate] >= bound.energy_mj - tol)
+    assert np.all(schemes.bytes_per_image[as_accurate] >= bound.bytes_per_image - 1e-9 * 1e3)
