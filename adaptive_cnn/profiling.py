@@ -8,9 +8,14 @@ end to end. Every descriptor comes from a real torch module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -198,3 +203,143 @@ def _random_networks(
             continue
         specs[key] = _spec(key, arch, shape, num_classes)
     return list(specs.values())
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """Everything one ``acnn profile`` run needs (see its ``--help`` for each field)."""
+
+    out: str | Path
+    device: Any  # energy_models.devices.DeviceProfile
+    runtime: str
+    threads: int
+    size: SweepSize
+    shapes: tuple[tuple[int, int, int], ...]
+    seed: int = 0
+    num_classes: int = 10
+    warmup: int = 10
+    repeats: int = 30
+    rounds: int = 5
+    quick: bool = False
+    skip_layers: bool = False
+    skip_networks: bool = False
+    retake_noisy: bool = False
+    power_csv: str | None = None
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    """Record counts of a profile directory after a run, and how the run ended."""
+
+    layers: int
+    networks: int
+    noisy: int
+    power: str
+    label: str
+    out_of_time: bool
+
+
+def _power_spec(request: ProfileRequest) -> dict[str, Any]:
+    spec = request.device.power.to_dict()
+    if request.power_csv:
+        spec = {
+            "source": "power-meter-csv",
+            "csv": request.power_csv,
+            "idle_w": spec["idle_w"],
+            "active_w": spec["active_w"],
+        }
+    return spec
+
+
+def _settings(request: ProfileRequest, power: Any) -> dict[str, Any]:
+    import torch
+
+    return {
+        "device": request.device.name,
+        "runtime": request.runtime,
+        "threads": request.threads,
+        "torch_version": torch.__version__,
+        "warmup": request.warmup,
+        "rounds": request.rounds,
+        "repeats": request.repeats,
+        "seed": request.seed,
+        "input_shapes": [list(s) for s in request.shapes],
+        "num_classes": request.num_classes,
+        "quick": request.quick,
+        "sizes": {
+            "layer_networks": request.size.layer_networks,
+            "max_layers": request.size.max_layers,
+            "networks": request.size.networks,
+        },
+        "power": power.describe(),
+        "host": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+        },
+    }
+
+
+def take_profile(
+    request: ProfileRequest, progress: Callable[..., Any] | None = None
+) -> ProfileSummary:
+    """Measure (or resume) a profile: the layer sweep, then the network set.
+
+    Args:
+        request: what to measure and where.
+        progress: a factory ``progress(label)`` of objects with ``update(done, total,
+            message)`` and ``close()`` (e.g. :class:`adaptive_cnn.cli.progress.ProgressLine`),
+            or None for silence.
+    """
+    from energy_models.power import make_power_source
+    from energy_models.profile_store import LAYERS_FILE, NETWORKS_FILE, ProfileStore
+    from energy_models.profiler import Profiler, TimingSettings
+    from energy_models.runtimes import check_runtime
+
+    check_runtime(request.runtime)
+    power = make_power_source(_power_spec(request))
+    label = "measured" if power.measured else "estimated"
+    store = ProfileStore.open(request.out, _settings(request, power))
+    deadline = time.monotonic() + request.time_limit_s if request.time_limit_s else None
+    timing = TimingSettings(request.warmup, request.repeats, request.rounds)
+    profiler = Profiler(
+        store, request.runtime, request.threads, power, timing, deadline, request.retake_noisy
+    )
+    if progress:
+        print(
+            f"profiling {request.device.name} / {request.runtime} / {request.threads} threads;"
+            f" power: {power.name} ({label})",
+            file=sys.stderr,
+        )
+    try:
+        if not request.skip_layers:
+            layers = sweep_layers(
+                request.shapes,
+                request.size,
+                np.random.default_rng(request.seed),
+                request.num_classes,
+            )
+            _run(profiler.profile_layers, layers, progress, "layers  ")
+        if not request.skip_networks and not profiler.out_of_time():
+            nets = network_set(
+                request.shapes,
+                request.size.networks,
+                np.random.default_rng([request.seed, 1]),
+                request.num_classes,
+            )
+            _run(profiler.profile_networks, nets, progress, "networks")
+    finally:
+        power.close()
+    layers_done, nets_done = store.done(LAYERS_FILE), store.done(NETWORKS_FILE)
+    noisy = sum(bool(r.get("noisy")) for r in (*layers_done.values(), *nets_done.values()))
+    return ProfileSummary(
+        len(layers_done), len(nets_done), noisy, power.name, label, profiler.out_of_time()
+    )
+
+
+def _run(method, items, progress, label: str) -> None:
+    bar = progress(label) if progress else None
+    method(items, bar.update if bar else None)
+    if bar:
+        bar.close()

@@ -54,7 +54,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def _append(path: Path, record: Mapping[str, Any]) -> None:
+def append_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one JSON line durably (flushed and fsynced), sealing a torn last line first."""
     data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
     with path.open("ab") as f:
         if f.tell() > 0 and not _ends_with_newline(path):
@@ -109,7 +110,7 @@ class ProfileStore:
 
     def append(self, file: str, record: Mapping[str, Any]) -> None:
         """Append one record durably."""
-        _append(self.root / file, record)
+        append_record(self.root / file, record)
 
 
 def load_settings(root: str | Path) -> dict[str, Any]:

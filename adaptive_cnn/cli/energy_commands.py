@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import time
-
-import numpy as np
 
 from adaptive_cnn.cli.data_commands import parse_shape
 from adaptive_cnn.cli.progress import ProgressLine
@@ -101,42 +97,21 @@ def _add_profile(commands) -> None:
     p.set_defaults(run=run_profile)
 
 
-def _power_spec(device, args) -> dict:
-    spec = device.power.to_dict()
-    if args.power_csv:
-        spec = {
-            "source": "power-meter-csv",
-            "csv": args.power_csv,
-            "idle_w": spec["idle_w"],
-            "active_w": spec["active_w"],
-        }
-    return spec
-
-
 def run_profile(args: argparse.Namespace) -> int:
-    import torch
-
     from adaptive_cnn.errors import ConfigError
     from adaptive_cnn.profiling import (
         DEFAULT_SIZE,
         QUICK_SIZE,
+        ProfileRequest,
         SweepSize,
-        network_set,
-        sweep_layers,
+        take_profile,
     )
     from energy_models.devices import load_device
-    from energy_models.power import make_power_source
-    from energy_models.profile_store import LAYERS_FILE, NETWORKS_FILE, ProfileStore
-    from energy_models.profiler import Profiler, TimingSettings
-    from energy_models.runtimes import check_runtime
     from energy_models.units import parse_duration_s
 
     if args.repeats < 30:
         raise ConfigError(f"--repeats must be >= 30 (got {args.repeats}): medians need them")
     device = load_device(args.device, user_dir=args.devices_dir)
-    runtime = args.runtime or device.runtime
-    check_runtime(runtime)
-    threads = args.threads or device.threads
     base = QUICK_SIZE if args.quick else DEFAULT_SIZE
     size = SweepSize(
         base.layer_networks, args.layers or base.max_layers, args.networks or base.networks
@@ -144,78 +119,38 @@ def run_profile(args: argparse.Namespace) -> int:
     shapes = [
         parse_shape(s) for s in (args.input_shape or DEFAULT_SHAPES[: 1 if args.quick else 2])
     ]
-    deadline = time.monotonic() + parse_duration_s(args.time_limit) if args.time_limit else None
-    power = make_power_source(_power_spec(device, args))
-    settings = {
-        "device": device.name,
-        "runtime": runtime,
-        "threads": threads,
-        "torch_version": torch.__version__,
-        "warmup": args.warmup,
-        "rounds": args.rounds,
-        "repeats": args.repeats,
-        "seed": args.seed,
-        "input_shapes": [list(s) for s in shapes],
-        "num_classes": args.num_classes,
-        "quick": args.quick,
-        "sizes": {
-            "layer_networks": size.layer_networks,
-            "max_layers": size.max_layers,
-            "networks": size.networks,
-        },
-        "power": power.describe(),
-        "host": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-        },
-    }
     if device.name != "local":
         _say(
             False,
             f"acnn: note: timings are of THIS machine; run `acnn profile --device "
             f"{device.name}` on the {device.name} itself for its predictor",
         )
-    store = ProfileStore.open(args.out, settings)
-    profiler = Profiler(
-        store,
-        runtime,
-        threads,
-        power,
-        TimingSettings(args.warmup, args.repeats, max(1, args.rounds)),
-        deadline,
-        args.retake_noisy,
+    request = ProfileRequest(
+        out=args.out,
+        device=device,
+        runtime=args.runtime or device.runtime,
+        threads=args.threads or device.threads,
+        size=size,
+        shapes=tuple(shapes),
+        seed=args.seed,
+        num_classes=args.num_classes,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=max(1, args.rounds),
+        quick=args.quick,
+        skip_layers=args.skip_layers,
+        skip_networks=args.skip_networks,
+        retake_noisy=args.retake_noisy,
+        power_csv=args.power_csv,
+        time_limit_s=parse_duration_s(args.time_limit) if args.time_limit else None,
     )
-    quiet = args.quiet
-    _say(
-        quiet,
-        f"profiling {device.name} / {runtime} / {threads} threads; power: "
-        f"{power.name} ({'measured' if power.measured else 'estimated'})",
-    )
-    try:
-        if not args.skip_layers:
-            layers = sweep_layers(shapes, size, np.random.default_rng(args.seed), args.num_classes)
-            bar = ProgressLine("layers  ", enabled=not quiet)
-            profiler.profile_layers(layers, bar.update)
-            bar.close()
-        if not args.skip_networks and not profiler.out_of_time():
-            nets = network_set(
-                shapes, size.networks, np.random.default_rng([args.seed, 1]), args.num_classes
-            )
-            bar = ProgressLine("networks", enabled=not quiet)
-            profiler.profile_networks(nets, bar.update)
-            bar.close()
-    finally:
-        power.close()
-    layers_done = store.done(LAYERS_FILE)
-    nets_done = store.done(NETWORKS_FILE)
-    noisy = sum(bool(r.get("noisy")) for r in (*layers_done.values(), *nets_done.values()))
+    summary = take_profile(request, progress=None if args.quiet else ProgressLine)
     print(
-        f"{args.out}: {len(layers_done)} layer and {len(nets_done)} network records "
-        f"({noisy} flagged noisy; --retake-noisy re-measures them); power {power.name}"
-        f" ({'measured' if power.measured else 'estimated'})"
+        f"{args.out}: {summary.layers} layer and {summary.networks} network records "
+        f"({summary.noisy} flagged noisy; --retake-noisy re-measures them); power "
+        f"{summary.power} ({summary.label})"
     )
-    if profiler.out_of_time():
+    if summary.out_of_time:
         print("time limit reached: run the same command again to resume")
     return 0
 

@@ -7,7 +7,13 @@ import sys
 from collections.abc import Sequence
 
 import adaptive_cnn
-from adaptive_cnn.cli import data_commands, device_commands, energy_commands, train_command
+from adaptive_cnn.cli import (
+    data_commands,
+    design_command,
+    device_commands,
+    energy_commands,
+    train_command,
+)
 from adaptive_cnn.errors import AcnnError
 from energy_models.errors import EnergyModelError
 
@@ -31,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_parser(commands)
     device_commands.add_devices_parser(commands)
     energy_commands.add_parsers(commands)
+    design_command.add_parser(commands)
     return parser
 
 

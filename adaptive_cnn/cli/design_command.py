@@ -1,0 +1,276 @@
+"""``acnn design``: search a cascade under a device energy budget, then train and test it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from adaptive_cnn.cli.progress import ProgressLine
+from adaptive_cnn.cli.tables import format_table, human_count
+
+CONFIG_FILE = "config.yaml"
+_FLAGS = {  # flag attribute -> DesignConfig field
+    "min_accuracy": "min_accuracy",
+    "max_bytes": "max_bytes",
+    "dataset": "dataset",
+    "data_dir": "data_dir",
+    "stages": "local_stages",
+    "family": "families",
+    "link": "link",
+    "device": "device",
+    "predictor": "predictor",
+    "mode": "mode",
+    "strategy": "strategy",
+    "trials": "trials",
+    "initial_points": "initial_points",
+    "candidates": "candidates",
+    "seed": "seed",
+    "split_seed": "split_seed",
+    "proxy_epochs": "proxy_epochs",
+    "proxy_subset": "proxy_subset",
+    "final_epochs": "final_epochs",
+    "cloud_arch": "cloud_arch",
+    "cloud_epochs": "cloud_epochs",
+    "cloud_latency_ms": "cloud_latency_ms",
+    "threads": "threads",
+}
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser(
+        "design",
+        help="design a cascade (local CNNs + cloud) under a per-image energy budget",
+        description=(
+            "Search the architectures of the local networks and the exit thresholds of an "
+            "adaptive cascade with Bayesian optimisation, maximising validation accuracy "
+            "subject to the device energy per image (predicted by the layer-wise model), "
+            "bytes sent per image and the device's memory limit. Candidates predicted to "
+            "break a budget are never trained. The best design is then trained fully and "
+            "evaluated once on the test split."
+        ),
+    )
+    p.add_argument(
+        "--budget",
+        metavar="ENERGY",
+        help="device energy per image with a unit: 2mJ, 500uJ, 0.002J (bare = mJ)",
+    )
+    p.add_argument(
+        "--min-accuracy",
+        type=float,
+        metavar="X",
+        help="minimise energy subject to validation accuracy >= X (0-1) instead",
+    )
+    p.add_argument(
+        "--max-bytes",
+        metavar="BYTES",
+        help="mean bytes sent to the cloud per image at most (e.g. 200, 1kB)",
+    )
+    p.add_argument("--dataset", help="dataset name (default fashion-mnist; acnn datasets)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
+    p.add_argument("--stages", type=int, metavar="N", help="local networks, 1-3 (default 2)")
+    p.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME",
+        help="network family of the local stages (repeat: one per stage; default conv)",
+    )
+    p.add_argument(
+        "--link",
+        choices=("wifi", "lte", "3g", "none"),
+        help="radio link to the cloud stage; none = all-local (default wifi)",
+    )
+    p.add_argument("--device", help="device profile name or YAML (default local; acnn devices)")
+    p.add_argument(
+        "--predictor",
+        metavar="FILE",
+        help="energy predictor (acnn fit-energy); default: this machine's, "
+        "profiled once and cached",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("inner", "joint"),
+        help="inner: thresholds solved per candidate; joint: searched (default inner)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("bo", "bo-unaware", "random"),
+        help="bo: constraint-aware Bayesian optimisation (default)",
+    )
+    p.add_argument("--trials", type=int, metavar="N", help="designs evaluated (default 20)")
+    p.add_argument("--initial-points", type=int, metavar="N", help="random designs first")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        metavar="N",
+        help="candidates scored by the acquisition per step (default 300)",
+    )
+    p.add_argument("--seed", type=int, help="seed of the search and of training (default 0)")
+    p.add_argument("--split-seed", type=int, help="seed of the validation split (default 0)")
+    p.add_argument(
+        "--proxy-epochs",
+        type=float,
+        metavar="N",
+        help="training epochs per network during the search (default 1)",
+    )
+    p.add_argument(
+        "--proxy-subset",
+        type=int,
+        metavar="IMAGES",
+        help="training images per network during the search (default 12000)",
+    )
+    p.add_argument(
+        "--final-epochs",
+        type=float,
+        metavar="N",
+        help="training epochs of the chosen design (default 3)",
+    )
+    p.add_argument("--cloud-arch", metavar="STR", help="the cloud model's architecture")
+    p.add_argument("--cloud-epochs", type=float, metavar="N", help="its training epochs")
+    p.add_argument(
+        "--cloud-latency-ms",
+        type=float,
+        metavar="MS",
+        help="the cloud's inference time per image the device waits (default 5)",
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads for training")
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
+    p.add_argument(
+        "--time-limit",
+        metavar="DURATION",
+        help="stop searching after this long (e.g. 10min); the best so far is used",
+    )
+    p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/design)")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run with its saved settings",
+    )
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="training cache folder")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=run_design)
+
+
+def resolve_config(args: argparse.Namespace):
+    """The design settings: a saved run's (resume), else file < flags."""
+    from adaptive_cnn.design import DesignConfig
+    from adaptive_cnn.errors import ConfigError
+    from energy_models.units import parse_bytes, parse_energy_mj
+
+    if args.resume:
+        return DesignConfig.from_dict(_read_yaml(args.resume / CONFIG_FILE))
+    values = _read_yaml(args.config) if args.config else {}
+    for flag, field in _FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            values[field] = tuple(value) if field == "families" else value
+    if args.budget is not None:
+        values["budget_mj"] = parse_energy_mj(args.budget)
+    elif isinstance(values.get("budget_mj"), str):
+        values["budget_mj"] = parse_energy_mj(values["budget_mj"])
+    if args.max_bytes is not None:
+        values["max_bytes"] = float(parse_bytes(args.max_bytes))
+    if values.get("budget_mj") is None and values.get("min_accuracy") is None:
+        raise ConfigError("give an energy budget (--budget 2mJ) or --min-accuracy")
+    return DesignConfig.from_dict(values)
+
+
+def _read_yaml(path: Path) -> dict:
+    from adaptive_cnn.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of design settings")
+    return data
+
+
+def run_design(args: argparse.Namespace) -> int:
+    from adaptive_cnn.data import load_dataset
+    from adaptive_cnn.design import CostModel, Designer, default_predictor, finalise
+    from adaptive_cnn.errors import ConfigError
+    from adaptive_cnn.training import TrainingCache, default_cache_dir
+    from energy_models.devices import load_device
+    from energy_models.predictor import EnergyPredictor
+    from energy_models.units import parse_duration_s
+
+    config = resolve_config(args)
+    run_dir = args.resume or args.out or Path("runs/design")
+    if not args.resume and (run_dir / "journal.jsonl").exists():
+        raise ConfigError(f"{run_dir} holds a search already: --resume {run_dir} or a new --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    cache_root = args.cache_dir or default_cache_dir()
+    dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.split_seed)
+    device = load_device(config.device)
+    predictor = EnergyPredictor.load(config.predictor or default_predictor(device, cache_root, say))
+    costs = CostModel(
+        predictor,
+        device,
+        config.link,
+        dataset.input_shape,
+        dataset.num_classes,
+        config.cloud_latency_ms,
+    )
+    bar = ProgressLine("design  ", enabled=not args.quiet)
+    designer = Designer(config, dataset, costs, TrainingCache(cache_root), run_dir, bar.update)
+    done = designer.resume() if args.resume else 0
+    if done:
+        say(f"resuming {run_dir}: {done} finished evaluations re-told, none re-trained")
+    say(
+        f"searching {config.trials} designs ({config.strategy}, {config.mode} thresholds) on "
+        f"{dataset.name}; energy per image {costs.predictor.source}"
+    )
+    deadline = time.monotonic() + parse_duration_s(args.time_limit) if args.time_limit else None
+    designer.run(deadline)
+    bar.close()
+    result = finalise(designer)
+    if args.json:
+        print(json.dumps(result.summary))
+    else:
+        print(format_result(result.summary, run_dir))
+    return 0
+
+
+def format_result(s: dict, run_dir: Path) -> str:
+    """The human-readable result: the stages, then the cascade's figures."""
+    rows = []
+    for i, stage in enumerate(s["stages"], start=1):
+        rows.append(
+            (
+                i,
+                stage["where"],
+                stage["arch"],
+                f"{stage['energy_mj']:.3g}",
+                human_count(stage.get("macs", 0)) if "macs" in stage else "-",
+                f"{s['exit_fractions'][i - 1]:.1%}",
+            )
+        )
+    label = s["energy_source"]
+    lines = [
+        format_table(
+            ("stage", "where", "architecture", f"mJ ({label})", "MACs", "exits here"), rows
+        ),
+        "",
+        f"thresholds ({s['policy']['metric']}): " + ", ".join(f"{t:.4f}" for t in s["thresholds"]),
+        f"test accuracy {s['test_accuracy']:.2%} (validation {s['val_accuracy']:.2%}); "
+        f"energy {s['energy_mj']:.3g} mJ/image ({label}) vs budget "
+        f"{s['budget_mj'] if s['budget_mj'] is not None else '-'} mJ; oracle "
+        f"{s['oracle']['energy_mj']:.3g} mJ at {s['oracle']['test_accuracy']:.2%}",
+        f"offload rate {s['offload_rate']:.1%}, {s['bytes_per_image']:.1f} bytes/image; "
+        f"{s['evaluations']} evaluations, {s['trained_infeasible']} trained infeasible",
+        f"energy: {s['energy_note']}",
+        f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, stage*.pt",
+    ]
+    return "\n".join(lines)

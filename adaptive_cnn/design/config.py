@@ -1,0 +1,125 @@
+"""The resolved settings of one ``acnn design`` run (a frozen dataclass, YAML-able)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adaptive_cnn.errors import ConfigError
+
+MODES = ("inner", "joint")
+STRATEGIES = ("bo", "bo-unaware", "random")
+
+
+@dataclass(frozen=True)
+class DesignConfig:
+    """What to design and how hard to search.
+
+    Attributes:
+        budget_mj: device energy budget per classified image, millijoules (None with
+            ``min_accuracy``: minimise energy instead).
+        min_accuracy: switch to minimising energy subject to validation accuracy >= this.
+        max_bytes: bytes sent to the cloud per image, on average, at most (None: no limit).
+        dataset: dataset name; ``data_dir`` its folder (None: the default place).
+        local_stages: number of local networks in the cascade (1-3).
+        families: network family per local stage (one name applies to every stage).
+        link: radio link to the cloud stage, or ``none`` for an all-local cascade.
+        device: device profile name or YAML path (memory limit, idle power, links).
+        predictor: energy predictor file; None profiles this machine once (quick) and
+            caches the fitted predictor.
+        mode: ``inner`` solves thresholds exactly per candidate; ``joint`` makes them
+            optimiser dimensions, as in the paper.
+        strategy: ``bo`` (constraint-aware: candidates predicted infeasible are never
+            proposed), ``bo-unaware`` or ``random``.
+        trials: evaluations (candidate designs) in the search.
+        initial_points: random evaluations before the Gaussian process leads.
+        candidates: random candidates scored by the acquisition per step.
+        seed: seed of the search; ``split_seed`` of the dataset split.
+        proxy_epochs, proxy_subset: training budget per network during the search.
+        final_epochs: training budget of the chosen design's networks.
+        cloud_arch: architecture of the cloud model (trained once, cached).
+        cloud_epochs: its training epochs.
+        cloud_latency_ms: the cloud's inference time per image (the device waits).
+        metric: confidence metric of the exit policy.
+        threads: torch threads for training (None: torch's default).
+    """
+
+    budget_mj: float | None = None
+    min_accuracy: float | None = None
+    max_bytes: float | None = None
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    local_stages: int = 2
+    families: tuple[str, ...] = ("conv",)
+    link: str = "wifi"
+    device: str = "local"
+    predictor: str | None = None
+    mode: str = "inner"
+    strategy: str = "bo"
+    trials: int = 20
+    initial_points: int = 6
+    candidates: int = 300
+    seed: int = 0
+    split_seed: int = 0
+    proxy_epochs: float = 1.0
+    proxy_subset: int | None = 12000
+    final_epochs: float = 3.0
+    cloud_arch: str = "conv:bn-c32k3-c32k3p-c64k3p-c128k3p-fc256"
+    cloud_epochs: float = 3.0
+    cloud_latency_ms: float = 5.0
+    metric: str = "margin"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget_mj is None and self.min_accuracy is None:
+            raise ConfigError("give an energy budget (--budget 2mJ) or --min-accuracy")
+        if self.budget_mj is not None and not self.budget_mj > 0:
+            raise ConfigError(f"the energy budget must be > 0 mJ, got {self.budget_mj}")
+        if self.min_accuracy is not None and not 0 < self.min_accuracy <= 1:
+            raise ConfigError(f"--min-accuracy must be in (0, 1], got {self.min_accuracy}")
+        if not 1 <= self.local_stages <= 3:
+            raise ConfigError(f"local stages must be 1-3, got {self.local_stages}")
+        if len(self.families) not in (1, self.local_stages):
+            raise ConfigError(
+                f"give one family or one per local stage ({self.local_stages}), "
+                f"got {len(self.families)}"
+            )
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.trials < 1 or self.initial_points < 1 or self.candidates < 1:
+            raise ConfigError("trials, initial points and candidates must be >= 1")
+
+    @property
+    def stage_families(self) -> tuple[str, ...]:
+        """The family of each local stage."""
+        if len(self.families) == 1:
+            return self.families * self.local_stages
+        return self.families
+
+    @property
+    def has_cloud(self) -> bool:
+        return self.link != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["families"] = list(self.families)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DesignConfig:
+        """Build from a mapping (a YAML file); an unknown key is an error naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown design settings: {', '.join(unknown)}")
+        values = dict(d)
+        if "families" in values:
+            families = values["families"]
+            values["families"] = (families,) if isinstance(families, str) else tuple(families)
+        return cls(**values)

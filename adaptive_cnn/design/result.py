@@ -1,0 +1,152 @@
+"""The chosen design: full training, one test evaluation, and the run folder's files.
+
+The best feasible evaluation's local networks are retrained with the final budget; its
+thresholds are solved again on the validation split with those networks (the same
+constraints), and the test split is evaluated once, here, for the first time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from adaptive_cnn.design.designer import Designer, Evaluation
+from adaptive_cnn.design.space import Candidate
+from adaptive_cnn.training import train
+from selector import CascadeData, ExitPolicy, oracle, pareto_front
+
+
+@dataclass(frozen=True)
+class DesignResult:
+    """What ``acnn design --json`` prints (plus the files it writes)."""
+
+    summary: dict[str, Any]
+
+
+def finalise(designer: Designer) -> DesignResult:
+    """Train the best design fully, evaluate it on test once, write the run folder."""
+    config, run_dir = designer.config, designer.run_dir
+    best = designer.best()
+    candidate = Candidate(best.stages, None)
+    final = designer.final_config()
+    results = [
+        train(a, designer.dataset, final, config.seed, threads=config.threads, cache=designer.cache)
+        for a in best.stages
+    ]
+    val = [r.val_probs for r in results]
+    test = [r.test_probs for r in results]
+    if config.has_cloud:
+        val.append(designer.cloud_probs("val"))
+        test.append(designer.cloud_probs("test"))
+    thresholds, val_metrics = designer.cascade_metrics(candidate, val, designer.dataset.val.labels)
+    _, test_metrics = designer.cascade_metrics(
+        candidate, test, designer.dataset.test.labels, thresholds
+    )
+    costs = designer.costs.stage_costs(best.stages)
+    test_data = CascadeData.from_probs(test, designer.dataset.test.labels, config.metric)
+    bound = oracle(test_data, costs)
+    for i, result in enumerate(results, start=1):
+        torch.save(result.state_dict, run_dir / f"stage{i}.pt")
+    summary = _summary(designer, best, thresholds, val_metrics, test_metrics, bound, results)
+    _write_files(designer, summary)
+    return DesignResult(summary)
+
+
+def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, bound, results):
+    config, costs = designer.config, designer.costs
+    stages = []
+    for arch, result in zip(best.stages, results, strict=True):
+        local = costs.local(arch)
+        stages.append(
+            {
+                "arch": arch,
+                "where": "device",
+                "energy_mj": local.energy_mj,
+                "latency_ms": local.latency_ms,
+                "memory_bytes": local.memory_bytes,
+                "params": local.params,
+                "macs": local.macs,
+                "val_accuracy": result.val_accuracy,
+                "test_accuracy": result.test_accuracy,
+            }
+        )
+    if config.has_cloud:
+        energy, latency, payload = costs.cloud()
+        stages.append(
+            {
+                "arch": config.cloud_arch,
+                "where": f"cloud over {config.link}",
+                "energy_mj": energy,
+                "latency_ms": latency,
+                "payload_bytes": payload,
+            }
+        )
+    return {
+        "energy_mj": test_metrics["energy_mj"],
+        "budget_mj": config.budget_mj,
+        "min_accuracy": config.min_accuracy,
+        "test_accuracy": test_metrics["accuracy"],
+        "val_accuracy": val_metrics["accuracy"],
+        "offload_rate": test_metrics["offload_rate"],
+        "bytes_per_image": test_metrics["bytes_per_image"],
+        "latency_ms": test_metrics["latency_ms"],
+        "exit_fractions": test_metrics["exit_fractions"],
+        "stages": stages,
+        "thresholds": list(thresholds),
+        "policy": ExitPolicy(tuple(thresholds), config.metric).to_dict(),
+        "oracle": {"test_accuracy": bound.accuracy, "energy_mj": bound.energy_mj},
+        "evaluations": len(designer.evaluations),
+        "trained_infeasible": designer.trained_infeasible,
+        "best_evaluation": best.index,
+        "search_val_accuracy": best.metrics["accuracy"],
+        "energy_source": "estimated" if costs.estimated else "measured",
+        "energy_note": costs.predictor.source,
+        "link": config.link,
+        "device": costs.device.name,
+        "config": config.to_dict(),
+    }
+
+
+def _write_files(designer: Designer, summary: dict[str, Any]) -> None:
+    run_dir = designer.run_dir
+    (run_dir / "design.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
+    (run_dir / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+    rows = [_search_row(e) for e in designer.evaluations]
+    _write_csv(run_dir / "search.csv", rows)
+    energy = np.asarray([e.metrics["energy_mj"] for e in designer.evaluations])
+    acc = np.asarray([e.metrics["accuracy"] for e in designer.evaluations])
+    sent = np.asarray([e.metrics["bytes_per_image"] for e in designer.evaluations])
+    front = pareto_front(energy, acc, sent) if len(rows) else []
+    _write_csv(run_dir / "pareto.csv", [rows[i] for i in front])
+
+
+def _search_row(e: Evaluation) -> dict[str, Any]:
+    m = e.metrics
+    return {
+        "index": e.index,
+        "stages": " | ".join(e.stages),
+        "thresholds": " ".join(f"{t:.4f}" for t in e.thresholds),
+        "val_accuracy": m["accuracy"],
+        "energy_mj": m["energy_mj"],
+        "bytes_per_image": m["bytes_per_image"],
+        "offload_rate": m["offload_rate"],
+        "feasible": e.feasible,
+        "screened": e.screened or "",
+        "seconds": round(e.seconds, 2),
+    }
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        if not rows:
+            return
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

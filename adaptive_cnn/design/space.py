@@ -1,0 +1,88 @@
+"""The cascade search space: every local stage's architecture, and (joint mode) thresholds.
+
+A point is a flat list: the dimensions of stage 1's family, then stage 2's, ... and, in
+joint mode, one threshold per stage that can pass images on. Dimension names are prefixed
+with the stage (``s1.filters_1``), so the optimiser sees one space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adaptive_cnn.networks import get_family
+from adaptive_cnn.networks.dimensions import Real
+
+THRESHOLD_RANGE = (0.0, 1.0)  # score margin and max-probability live in [0, 1]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One design: the local stages' architecture strings and (joint) thresholds."""
+
+    stages: tuple[str, ...]
+    thresholds: tuple[float, ...] | None
+
+    def key(self) -> str:
+        thresholds = "" if self.thresholds is None else repr(tuple(self.thresholds))
+        return " | ".join(self.stages) + thresholds
+
+
+class CascadeSpace:
+    """Encode and decode cascades for the optimiser.
+
+    Args:
+        families: family name of each local stage.
+        thresholds: number of threshold dimensions (0 in inner mode).
+    """
+
+    def __init__(self, families: Sequence[str], thresholds: int) -> None:
+        self.families = tuple(families)
+        self.n_thresholds = thresholds
+        self._family_dims = [get_family(f).dimensions() for f in self.families]
+        self._threshold_dims = tuple(
+            Real(f"threshold_{i + 1}", *THRESHOLD_RANGE) for i in range(thresholds)
+        )
+
+    @property
+    def dimensions(self) -> list[Any]:
+        """Every dimension, as the project's Integer/Real/Categorical objects."""
+        dims = [d for per_stage in self._family_dims for d in per_stage]
+        return dims + list(self._threshold_dims)
+
+    def skopt_dimensions(self) -> list[Any]:
+        """The same as scikit-optimize dimensions, names prefixed by stage."""
+        out = []
+        for stage, dims in enumerate(self._family_dims, start=1):
+            for dim in dims:
+                skopt_dim = dim.to_skopt()
+                skopt_dim.name = f"s{stage}.{dim.name}"
+                out.append(skopt_dim)
+        return out + [d.to_skopt() for d in self._threshold_dims]
+
+    def decode(self, point: Sequence[Any]) -> Candidate:
+        """The candidate a point stands for (numpy scalars are made plain)."""
+        point = [dim.canonical(v) for dim, v in zip(self.dimensions, point, strict=True)]
+        stages, start = [], 0
+        for name, dims in zip(self.families, self._family_dims, strict=True):
+            family = get_family(name)
+            arch = family.decode(point[start : start + len(dims)])
+            stages.append(f"{name}:{arch.to_str()}")
+            start += len(dims)
+        thresholds = tuple(point[start:]) if self.n_thresholds else None
+        return Candidate(tuple(stages), thresholds)
+
+    def canonical(self, point: Sequence[Any]) -> list[Any]:
+        """JSON-safe plain values of a point."""
+        return [dim.canonical(v) for dim, v in zip(self.dimensions, point, strict=True)]
+
+    def sample(self, rng: np.random.Generator) -> list[Any]:
+        """A random point (each family's own sampler, thresholds uniform)."""
+        point: list[Any] = []
+        for name in self.families:
+            family = get_family(name)
+            point += family.encode(family.sample(rng))
+        return point + [d.sample(rng) for d in self._threshold_dims]

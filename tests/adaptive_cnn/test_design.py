@@ -1,0 +1,180 @@
+"""acnn design on the bundled digits with a hand-made energy predictor (closed-form costs).
+
+The predictor charges every layer a fixed time plus time per MAC at a constant power, so
+predicted energies are known by hand; searches are tiny (a few trials, small proxy
+budgets) and run end to end: search, journal, resume, final training, test evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from adaptive_cnn.cli.main import main
+from adaptive_cnn.design import CascadeSpace, DesignConfig
+from adaptive_cnn.design.designer import constraint_violation, loss_of
+from adaptive_cnn.errors import ConfigError
+from energy_models.features import CALL_GROUPS
+from energy_models.predictor import (
+    EnergyPredictor,
+    FlopsBaseline,
+    LayerModel,
+    NetworkModel,
+    PolynomialModel,
+)
+
+KINDS = ("conv2d", "linear", "batchnorm2d", "relu", "maxpool2d", "avgpool2d", "flatten")
+MS_PER_MAC = 1e-6  # 1 ms per million MACs
+POWER_W = 10.0
+
+
+def _predictor() -> EnergyPredictor:
+    def layer(kind: str) -> LayerModel:
+        runtime = PolynomialModel(("1", "macs"), (0.001, MS_PER_MAC), 1e-6)
+        return LayerModel(kind, runtime, PolynomialModel(("1",), (POWER_W,), 1.0), 10, 0, 0)
+
+    return EnergyPredictor(
+        device="local",
+        runtime="torch",
+        threads=1,
+        torch_version="test",
+        created="today",
+        power_source="declared",
+        estimated=True,
+        layers={k: layer(k) for k in KINDS},
+        network=NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 1.0, 0.0, {}, 0.0, POWER_W),
+        flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, POWER_W),
+    )
+
+
+@pytest.fixture(scope="module")
+def predictor_file(tmp_path_factory):
+    return str(_predictor().save(tmp_path_factory.mktemp("pred") / "predictor.json"))
+
+
+def _args(predictor: str, out, cache, *extra: str) -> list[str]:
+    return [
+        "design",
+        "--dataset",
+        "digits",
+        "--predictor",
+        predictor,
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        "--trials",
+        "3",
+        "--initial-points",
+        "2",
+        "--candidates",
+        "40",
+        "--proxy-epochs",
+        "1",
+        "--proxy-subset",
+        "300",
+        "--final-epochs",
+        "1",
+        "--link",
+        "none",
+        "--threads",
+        "1",
+        "--quiet",
+        *extra,
+    ]
+
+
+def test_config_needs_a_budget_and_rejects_unknown_settings() -> None:
+    with pytest.raises(ConfigError, match="budget"):
+        DesignConfig()
+    with pytest.raises(ConfigError, match="unknown design settings: bogus"):
+        DesignConfig.from_dict({"budget_mj": 1.0, "bogus": 1})
+    with pytest.raises(ConfigError, match="one per local stage"):
+        DesignConfig(budget_mj=1.0, local_stages=3, families=("conv", "mbconv"))
+
+
+def test_space_decodes_stages_and_joint_thresholds() -> None:
+    space = CascadeSpace(("conv", "mbconv"), thresholds=2)
+    point = space.sample(np.random.default_rng(0))
+    candidate = space.decode(point)
+    assert candidate.stages[0].startswith("conv:") and candidate.stages[1].startswith("mbconv:")
+    assert len(candidate.thresholds) == 2 and all(0 <= t <= 1 for t in candidate.thresholds)
+    assert space.decode(space.canonical(point)) == candidate
+    assert len(space.skopt_dimensions()) == len(point)
+
+
+def test_loss_prefers_feasible_designs() -> None:
+    config = DesignConfig(budget_mj=2.0)
+    ok = {"accuracy": 0.9, "energy_mj": 2.0, "bytes_per_image": 0.0}
+    over = {"accuracy": 0.99, "energy_mj": 3.0, "bytes_per_image": 0.0}
+    assert constraint_violation(ok, config) == 0 and loss_of(ok, config) == -0.9
+    assert constraint_violation(over, config) == pytest.approx(0.5)  # 3 / 2 - 1
+    assert loss_of(over, config) == pytest.approx(1.5)
+    assert loss_of(over, config) > loss_of(ok, config)
+    energy_mode = DesignConfig(min_accuracy=0.95)
+    assert loss_of(over, energy_mode) == pytest.approx(np.log(3.0))
+    assert loss_of(ok, energy_mode) > 100  # below the accuracy floor
+
+
+def test_design_end_to_end_then_resume_after_a_torn_journal(predictor_file, tmp_path, capsys):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert main(_args(predictor_file, out, cache, "--budget", "1mJ", "--json")) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in (
+        "energy_mj",
+        "budget_mj",
+        "test_accuracy",
+        "val_accuracy",
+        "offload_rate",
+        "bytes_per_image",
+        "stages",
+        "thresholds",
+        "evaluations",
+        "trained_infeasible",
+        "energy_source",
+    ):
+        assert key in result
+    assert result["energy_source"] == "estimated" and result["budget_mj"] == 1.0
+    assert result["evaluations"] == 3 and result["trained_infeasible"] == 0
+    assert result["test_accuracy"] > 0.5
+    # predicted stage energy is the closed form: layers x 0.001 ms + MACs x 1e-6 ms, x 10 W
+    stage = result["stages"][0]
+    assert stage["energy_mj"] == pytest.approx(stage["latency_ms"] * POWER_W)
+    journal = (out / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == 3
+    for name in ("design.yaml", "search.csv", "pareto.csv", "stage1.pt", "config.yaml"):
+        assert (out / name).exists()
+    # a crash while writing the third evaluation: two lines and a torn one are left
+    (out / "journal.jsonl").write_text("\n".join(journal[:2]) + "\n" + journal[2][:30])
+    with pytest.warns(UserWarning, match="damaged"):
+        assert (
+            main(["design", "--resume", str(out), "--cache-dir", str(cache), "--quiet", "--json"])
+            == 0
+        )
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["evaluations"] == 3
+    assert resumed["stages"] == result["stages"] and resumed["thresholds"] == result["thresholds"]
+    records = [
+        json.loads(x)
+        for x in (out / "journal.jsonl").read_text().splitlines()
+        if x.startswith("{") and x.endswith("}")
+    ]
+    assert [r["index"] for r in records] == [0, 1, 2]
+    assert records[2]["stages"] == json.loads(journal[2])["stages"]  # same proposal again
+
+
+def test_impossible_budget_is_a_one_line_error(predictor_file, tmp_path, capsys) -> None:
+    code = main(_args(predictor_file, tmp_path / "run", tmp_path / "cache", "--budget", "1nJ"))
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("acnn: error: no design can meet")
+
+
+def test_a_finished_run_folder_is_not_overwritten(predictor_file, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "journal.jsonl").write_text("")
+    assert main(_args(predictor_file, out, tmp_path / "cache", "--budget", "1mJ")) == 2
+    assert "--resume" in capsys.readouterr().err
