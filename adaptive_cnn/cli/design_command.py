@@ -152,6 +152,11 @@ def add_parser(commands) -> None:
         help="continue an interrupted run with its saved settings",
     )
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="training cache folder")
+    p.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the fixed baselines (single networks, big/little, all-cloud)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run_design)
@@ -233,9 +238,20 @@ def run_design(args: argparse.Namespace) -> int:
         f"{dataset.name}; energy per image {costs.predictor.source}"
     )
     deadline = time.monotonic() + parse_duration_s(args.time_limit) if args.time_limit else None
+    if config.has_cloud:
+        say(
+            f"training the cloud model {config.cloud_arch} ({config.cloud_epochs:g} epochs; "
+            "once, then cached)"
+        )
+        designer.cloud_probs("val")
     designer.run(deadline)
     bar.close()
-    result = finalise(designer)
+    say(
+        f"training the best design fully ({config.final_epochs:g} epochs)"
+        + ("" if args.no_baselines else " and the baselines")
+        + "; testing once"
+    )
+    result = finalise(designer, baselines=not args.no_baselines)
     if args.json:
         print(json.dumps(result.summary))
     else:
@@ -271,6 +287,58 @@ def format_result(s: dict, run_dir: Path) -> str:
         f"offload rate {s['offload_rate']:.1%}, {s['bytes_per_image']:.1f} bytes/image; "
         f"{s['evaluations']} evaluations, {s['trained_infeasible']} trained infeasible",
         f"energy: {s['energy_note']}",
-        f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, stage*.pt",
+        *_baseline_lines(s.get("baselines", [])),
+        f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, baselines.csv, "
+        "stage*.pt",
     ]
     return "\n".join(lines)
+
+
+def _baseline_lines(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    table = [
+        (
+            r["system"],
+            f"{r['test_accuracy']:.2%}",
+            f"{r['energy_mj']:.3g}",
+            f"{r['offload_rate']:.1%}",
+            "yes" if r["feasible_on_val"] else "no",
+        )
+        for r in rows
+    ]
+    headers = ("baseline", "test acc", "mJ/image", "offloaded", "meets constraints")
+    return ["", format_table(headers, table)]
+
+
+def add_report_parser(commands) -> None:
+    p = commands.add_parser(
+        "report",
+        help="tables and PNG plots of a finished design run",
+        description=(
+            "Print a design run's result, baselines and search, and write search.png (best "
+            "feasible validation accuracy vs evaluations) and plane.png (energy per image vs "
+            "accuracy: evaluated designs, Pareto front, baselines, the design, the oracle)."
+        ),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder of `acnn design`")
+    p.add_argument("--json", action="store_true", help="print the result JSON instead")
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from adaptive_cnn.design.report import best_so_far, load_run, write_plots
+
+    result, journal = load_run(args.run_dir)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(format_result(result, args.run_dir))
+    curve = best_so_far(journal)
+    reached = [
+        f"{i + 1}: {100 * v:.2f}%" for i, v in enumerate(curve) if i == 0 or v != curve[i - 1]
+    ]
+    print("\nbest feasible validation accuracy by evaluation: " + ", ".join(reached))
+    for path in write_plots(args.run_dir, result, journal):
+        print(f"wrote {path}")
+    return 0

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_commands.add_devices_parser(commands)
     energy_commands.add_parsers(commands)
     design_command.add_parser(commands)
+    design_command.add_report_parser(commands)
     return parser
 
 

@@ -121,15 +121,26 @@ class CostModel:
             remote=np.asarray(remote),
         )
 
-    def screen(self, stages: Sequence[str], budget_mj: float | None) -> str | None:
+    def screen(
+        self, stages: Sequence[str], budget_mj: float | None, later_stage_factor: float = 10.0
+    ) -> str | None:
         """Why a cascade cannot meet its constraints before any training, or None.
 
-        Every image pays stage 1, so stage 1 alone above the budget is infeasible; every
+        Every image pays stage 1, so stage 1 alone above the budget is infeasible. A later
+        local stage costing more than ``later_stage_factor`` x the budget could serve at
+        most 1/factor of the images within it: such designs are not worth training. Every
         network must fit the device's memory limit.
         """
         first = self.local(stages[0])
         if budget_mj is not None and first.energy_mj > budget_mj:
             return f"stage 1 alone needs {first.energy_mj:.3g} mJ > budget {budget_mj:g} mJ"
+        for i, arch in enumerate(stages[1:], start=2):
+            energy = self.local(arch).energy_mj
+            if budget_mj is not None and energy > later_stage_factor * budget_mj:
+                return (
+                    f"stage {i} needs {energy:.3g} mJ > {later_stage_factor:g} x the budget: "
+                    f"it could serve under {100 / later_stage_factor:.0f}% of the images"
+                )
         limit = self.device.memory_limit_bytes
         for i, arch in enumerate(stages, start=1):
             memory = self.local(arch).memory_bytes

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import yaml
 
+from adaptive_cnn.design.baselines import evaluate_baselines, solve_and_test
 from adaptive_cnn.design.designer import Designer, Evaluation
-from adaptive_cnn.design.space import Candidate
 from adaptive_cnn.training import train
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
 
@@ -30,11 +30,14 @@ class DesignResult:
     summary: dict[str, Any]
 
 
-def finalise(designer: Designer) -> DesignResult:
-    """Train the best design fully, evaluate it on test once, write the run folder."""
+def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
+    """Train the best design fully, evaluate it on test once, write the run folder.
+
+    With ``baselines``, the fixed systems of :mod:`adaptive_cnn.design.baselines` are
+    trained and tested the same way and reported beside the design.
+    """
     config, run_dir = designer.config, designer.run_dir
     best = designer.best()
-    candidate = Candidate(best.stages, None)
     final = designer.final_config()
     results = [
         train(a, designer.dataset, final, config.seed, threads=config.threads, cache=designer.cache)
@@ -45,16 +48,14 @@ def finalise(designer: Designer) -> DesignResult:
     if config.has_cloud:
         val.append(designer.cloud_probs("val"))
         test.append(designer.cloud_probs("test"))
-    thresholds, val_metrics = designer.cascade_metrics(candidate, val, designer.dataset.val.labels)
-    _, test_metrics = designer.cascade_metrics(
-        candidate, test, designer.dataset.test.labels, thresholds
-    )
     costs = designer.costs.stage_costs(best.stages)
+    thresholds, val_metrics, test_metrics = solve_and_test(designer, val, test, costs)
     test_data = CascadeData.from_probs(test, designer.dataset.test.labels, config.metric)
     bound = oracle(test_data, costs)
     for i, result in enumerate(results, start=1):
         torch.save(result.state_dict, run_dir / f"stage{i}.pt")
     summary = _summary(designer, best, thresholds, val_metrics, test_metrics, bound, results)
+    summary["baselines"] = evaluate_baselines(designer) if baselines else []
     _write_files(designer, summary)
     return DesignResult(summary)
 
@@ -125,6 +126,7 @@ def _write_files(designer: Designer, summary: dict[str, Any]) -> None:
     sent = np.asarray([e.metrics["bytes_per_image"] for e in designer.evaluations])
     front = pareto_front(energy, acc, sent) if len(rows) else []
     _write_csv(run_dir / "pareto.csv", [rows[i] for i in front])
+    _write_csv(run_dir / "baselines.csv", summary["baselines"])
 
 
 def _search_row(e: Evaluation) -> dict[str, Any]:

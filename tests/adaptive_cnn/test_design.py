@@ -146,6 +146,23 @@ def test_design_end_to_end_then_resume_after_a_torn_journal(predictor_file, tmp_
     assert len(journal) == 3
     for name in ("design.yaml", "search.csv", "pareto.csv", "stage1.pt", "config.yaml"):
         assert (out / name).exists()
+    systems = {row["system"]: row for row in result["baselines"]}
+    assert set(systems) == {
+        "single:small",
+        "single:medium",
+        "single:large",
+        "big/little",
+        "all-local-largest",
+    }  # no cloud baseline with --link none
+    # a single network answers every image itself: its energy is its predicted energy
+    assert systems["single:small"]["offload_rate"] == 0.0
+    assert systems["all-local-largest"]["energy_mj"] == systems["single:large"]["energy_mj"]
+    assert (out / "baselines.csv").read_text().count("\n") == 1 + len(systems)
+    assert main(["report", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "best feasible validation accuracy by evaluation: 1:" in report
+    for plot in ("search.png", "plane.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a crash while writing the third evaluation: two lines and a torn one are left
     (out / "journal.jsonl").write_text("\n".join(journal[:2]) + "\n" + journal[2][:30])
     with pytest.warns(UserWarning, match="damaged"):
@@ -172,9 +189,46 @@ def test_impossible_budget_is_a_one_line_error(predictor_file, tmp_path, capsys)
     assert len(err) == 1 and err[0].startswith("acnn: error: no design can meet")
 
 
+def test_report_needs_a_finished_run(tmp_path, capsys) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "has not finished" in capsys.readouterr().err
+
+
 def test_a_finished_run_folder_is_not_overwritten(predictor_file, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "journal.jsonl").write_text("")
     assert main(_args(predictor_file, out, tmp_path / "cache", "--budget", "1mJ")) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_joint_mode_with_a_cloud_stage_and_the_unaware_search(predictor_file, tmp_path, capsys):
+    # a generous budget: this predictor charges big networks tens of mJ, and an offload
+    # costs ~99 mJ (28 mJ WiFi tail + 2 W idle x 35 ms round trip and cloud time)
+    args = _args(predictor_file, tmp_path / "run", tmp_path / "cache", "--budget", "400mJ")
+    args[args.index("none")] = "wifi"
+    args += [
+        "--mode",
+        "joint",
+        "--strategy",
+        "bo-unaware",
+        "--cloud-arch",
+        "conv:c8k3-fc16",
+        "--cloud-epochs",
+        "1",
+        "--stages",
+        "1",
+        "--json",
+    ]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["thresholds"]) == 1  # one local stage, then the cloud
+    assert result["stages"][-1]["where"] == "cloud over wifi"
+    assert result["stages"][-1]["payload_bytes"] == 8 * 8  # one uint8 digit image
+    assert result["bytes_per_image"] == pytest.approx(64 * result["offload_rate"])
+    cloud = next(r for r in result["baselines"] if r["system"] == "all-cloud")
+    assert cloud["offload_rate"] == 1.0 and cloud["bytes_per_image"] == 64
+    journal = [json.loads(x) for x in (tmp_path / "run" / "journal.jsonl").read_text().split()]
+    # joint mode: each evaluation used the thresholds it proposed, not solved ones
+    assert all(r["thresholds"] == r["point"][-1:] for r in journal)
+    assert result["trained_infeasible"] == sum(not r["feasible"] for r in journal)

@@ -1,0 +1,115 @@
+"""Baselines in the same harness as the design: fixed systems, trained and tested alike.
+
+- ``single:<ref>``: one local network of the family (its small/medium/large reference);
+- ``big/little``: the fixed hand-picked pair small -> large (prior work that treats CNNs
+  as black boxes), thresholds solved on validation under the same constraints;
+- ``all-local-largest``: the large reference alone;
+- ``all-cloud``: every image sent to the cloud model over the design's link.
+
+Every baseline's networks get the final training budget, thresholds are chosen on the
+validation split, and the test split is evaluated once, like the chosen design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adaptive_cnn.design.costs import CostModel
+from adaptive_cnn.design.designer import Designer, constraint_violation
+from adaptive_cnn.networks import get_family
+from adaptive_cnn.training import train
+from selector import CascadeData, StageCosts, evaluate, optimise_thresholds
+
+
+def solve_and_test(
+    designer: Designer,
+    val: Sequence[np.ndarray],
+    test: Sequence[np.ndarray],
+    costs: StageCosts,
+    thresholds: Sequence[float] | None = None,
+) -> tuple[tuple[float, ...], dict[str, Any], dict[str, Any]]:
+    """Thresholds solved on validation (unless given), then validation and test metrics."""
+    config, data = designer.config, designer.dataset
+    val_data = CascadeData.from_probs(list(val), data.val.labels, config.metric)
+    if thresholds is None:
+        thresholds = optimise_thresholds(
+            val_data,
+            costs,
+            budget_mj=config.budget_mj,
+            max_bytes=config.max_bytes,
+            min_accuracy=config.min_accuracy,
+        ).thresholds
+    chosen = np.asarray(thresholds, dtype=float)
+    test_data = CascadeData.from_probs(list(test), data.test.labels, config.metric)
+    val_metrics = evaluate(val_data, costs, chosen).metrics_at(0)
+    test_metrics = evaluate(test_data, costs, chosen).metrics_at(0)
+    return tuple(float(t) for t in chosen), val_metrics, test_metrics
+
+
+def baseline_systems(family: str) -> dict[str, tuple[list[str], bool]]:
+    """Name -> (local stage architectures, uses the cloud) of every baseline."""
+    refs = {k: f"{family}:{a.to_str()}" for k, a in get_family(family).references().items()}
+    systems: dict[str, tuple[list[str], bool]] = {
+        f"single:{name}": ([arch], False) for name, arch in refs.items()
+    }
+    systems["big/little"] = ([refs["small"], refs["large"]], False)
+    systems["all-local-largest"] = ([refs["large"]], False)
+    systems["all-cloud"] = ([], True)
+    return systems
+
+
+def evaluate_baselines(designer: Designer) -> list[dict[str, Any]]:
+    """Train, solve and test every baseline; one row each."""
+    config = designer.config
+    local_costs = CostModel(
+        designer.costs.predictor,
+        designer.costs.device,
+        "none",
+        designer.costs.input_shape,
+        designer.costs.num_classes,
+        config.cloud_latency_ms,
+    )
+    rows = []
+    for name, (stages, cloud) in baseline_systems(config.stage_families[0]).items():
+        if cloud and not config.has_cloud:
+            continue
+        results = [
+            train(
+                a,
+                designer.dataset,
+                designer.final_config(),
+                config.seed,
+                threads=config.threads,
+                cache=designer.cache,
+            )
+            for a in stages
+        ]
+        val = [r.val_probs for r in results]
+        test = [r.test_probs for r in results]
+        model = designer.costs if cloud else local_costs
+        if cloud:
+            val, test = [designer.cloud_probs("val")], [designer.cloud_probs("test")]
+            e, t, b = designer.costs.cloud()
+            costs = StageCosts(
+                np.asarray([e]), np.asarray([t]), np.asarray([b]), np.asarray([True])
+            )
+        else:
+            costs = model.stage_costs(stages)
+        thresholds, val_m, test_m = solve_and_test(designer, val, test, costs)
+        rows.append(
+            {
+                "system": name,
+                "stages": " | ".join(stages) if stages else config.cloud_arch + " (cloud)",
+                "thresholds": list(thresholds),
+                "val_accuracy": val_m["accuracy"],
+                "test_accuracy": test_m["accuracy"],
+                "energy_mj": test_m["energy_mj"],
+                "bytes_per_image": test_m["bytes_per_image"],
+                "offload_rate": test_m["offload_rate"],
+                "feasible_on_val": constraint_violation(val_m, config) == 0,
+            }
+        )
+    return rows
