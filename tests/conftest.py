@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled 8x8 digits split, a private training cache."""
+"""Shared fixtures: the bundled 8x8 digits split, a private training cache, and for
+`acnn design` tests a hand-made energy predictor with closed-form costs."""
 
 from __future__ import annotations
 
@@ -17,3 +18,85 @@ def digits():
 @pytest.fixture
 def cache(tmp_path):
     return TrainingCache(tmp_path / "cache")
+
+
+DESIGN_MS_PER_MAC = 1e-6  # the design predictor: 0.001 ms per layer + 1 ms per million MACs
+DESIGN_POWER_W = 10.0  # ... at a constant 10 W
+
+
+def _design_predictor():
+    from energy_models.features import CALL_GROUPS
+    from energy_models.predictor import (
+        EnergyPredictor,
+        FlopsBaseline,
+        LayerModel,
+        NetworkModel,
+        PolynomialModel,
+    )
+
+    kinds = ("conv2d", "linear", "batchnorm2d", "relu", "maxpool2d", "avgpool2d", "flatten")
+
+    def layer(kind):
+        runtime = PolynomialModel(("1", "macs"), (0.001, DESIGN_MS_PER_MAC), 1e-6)
+        power = PolynomialModel(("1",), (DESIGN_POWER_W,), 1.0)
+        return LayerModel(kind, runtime, power, 10, 0, 0)
+
+    return EnergyPredictor(
+        device="local",
+        runtime="torch",
+        threads=1,
+        torch_version="test",
+        created="today",
+        power_source="declared",
+        estimated=True,
+        layers={k: layer(k) for k in kinds},
+        network=NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 1.0, 0.0, {}, 0.0, DESIGN_POWER_W),
+        flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, DESIGN_POWER_W),
+    )
+
+
+@pytest.fixture(scope="session")
+def design_predictor(tmp_path_factory):
+    """Path of the closed-form design predictor (a JSON file)."""
+    return str(_design_predictor().save(tmp_path_factory.mktemp("pred") / "predictor.json"))
+
+
+@pytest.fixture(scope="session")
+def design_args():
+    """Builds tiny `acnn design` argument lists on digits (all-local unless changed)."""
+
+    def build(predictor, out, cache, *extra, trials=3, baselines=False):
+        return [
+            "design",
+            "--dataset",
+            "digits",
+            "--predictor",
+            str(predictor),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--trials",
+            str(trials),
+            "--initial-points",
+            "2",
+            "--candidates",
+            "40",
+            "--proxy-epochs",
+            "1",
+            "--proxy-subset",
+            "300",
+            "--final-epochs",
+            "1",
+            "--link",
+            "none",
+            "--threads",
+            "1",
+            "--quiet",
+            "--budget",
+            "1mJ",
+            *([] if baselines else ["--no-baselines"]),
+            *extra,
+        ]
+
+    return build

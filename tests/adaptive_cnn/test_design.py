@@ -16,74 +16,8 @@ from adaptive_cnn.cli.main import main
 from adaptive_cnn.design import CascadeSpace, DesignConfig
 from adaptive_cnn.design.designer import constraint_violation, loss_of
 from adaptive_cnn.errors import ConfigError
-from energy_models.features import CALL_GROUPS
-from energy_models.predictor import (
-    EnergyPredictor,
-    FlopsBaseline,
-    LayerModel,
-    NetworkModel,
-    PolynomialModel,
-)
 
-KINDS = ("conv2d", "linear", "batchnorm2d", "relu", "maxpool2d", "avgpool2d", "flatten")
-MS_PER_MAC = 1e-6  # 1 ms per million MACs
-POWER_W = 10.0
-
-
-def _predictor() -> EnergyPredictor:
-    def layer(kind: str) -> LayerModel:
-        runtime = PolynomialModel(("1", "macs"), (0.001, MS_PER_MAC), 1e-6)
-        return LayerModel(kind, runtime, PolynomialModel(("1",), (POWER_W,), 1.0), 10, 0, 0)
-
-    return EnergyPredictor(
-        device="local",
-        runtime="torch",
-        threads=1,
-        torch_version="test",
-        created="today",
-        power_source="declared",
-        estimated=True,
-        layers={k: layer(k) for k in KINDS},
-        network=NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 1.0, 0.0, {}, 0.0, POWER_W),
-        flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, POWER_W),
-    )
-
-
-@pytest.fixture(scope="module")
-def predictor_file(tmp_path_factory):
-    return str(_predictor().save(tmp_path_factory.mktemp("pred") / "predictor.json"))
-
-
-def _args(predictor: str, out, cache, *extra: str) -> list[str]:
-    return [
-        "design",
-        "--dataset",
-        "digits",
-        "--predictor",
-        predictor,
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(cache),
-        "--trials",
-        "3",
-        "--initial-points",
-        "2",
-        "--candidates",
-        "40",
-        "--proxy-epochs",
-        "1",
-        "--proxy-subset",
-        "300",
-        "--final-epochs",
-        "1",
-        "--link",
-        "none",
-        "--threads",
-        "1",
-        "--quiet",
-        *extra,
-    ]
+POWER_W = 10.0  # the conftest design predictor's constant power
 
 
 def test_config_needs_a_budget_and_rejects_unknown_settings() -> None:
@@ -118,9 +52,11 @@ def test_loss_prefers_feasible_designs() -> None:
     assert loss_of(ok, energy_mode) > 100  # below the accuracy floor
 
 
-def test_design_end_to_end_then_resume_after_a_torn_journal(predictor_file, tmp_path, capsys):
+def test_design_end_to_end_then_resume_after_a_torn_journal(
+    design_predictor, design_args, tmp_path, capsys
+):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    assert main(_args(predictor_file, out, cache, "--budget", "1mJ", "--json")) == 0
+    assert main(design_args(design_predictor, out, cache, "--json", baselines=True)) == 0
     result = json.loads(capsys.readouterr().out)
     for key in (
         "energy_mj",
@@ -182,8 +118,12 @@ def test_design_end_to_end_then_resume_after_a_torn_journal(predictor_file, tmp_
     assert records[2]["stages"] == json.loads(journal[2])["stages"]  # same proposal again
 
 
-def test_impossible_budget_is_a_one_line_error(predictor_file, tmp_path, capsys) -> None:
-    code = main(_args(predictor_file, tmp_path / "run", tmp_path / "cache", "--budget", "1nJ"))
+def test_impossible_budget_is_a_one_line_error(
+    design_predictor, design_args, tmp_path, capsys
+) -> None:
+    code = main(
+        design_args(design_predictor, tmp_path / "run", tmp_path / "cache", "--budget", "1nJ")
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("acnn: error: no design can meet")
@@ -194,18 +134,24 @@ def test_report_needs_a_finished_run(tmp_path, capsys) -> None:
     assert "has not finished" in capsys.readouterr().err
 
 
-def test_a_finished_run_folder_is_not_overwritten(predictor_file, tmp_path, capsys) -> None:
+def test_a_finished_run_folder_is_not_overwritten(
+    design_predictor, design_args, tmp_path, capsys
+) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "journal.jsonl").write_text("")
-    assert main(_args(predictor_file, out, tmp_path / "cache", "--budget", "1mJ")) == 2
+    assert main(design_args(design_predictor, out, tmp_path / "cache", "--budget", "1mJ")) == 2
     assert "--resume" in capsys.readouterr().err
 
 
-def test_joint_mode_with_a_cloud_stage_and_the_unaware_search(predictor_file, tmp_path, capsys):
+def test_joint_mode_with_a_cloud_stage_and_the_unaware_search(
+    design_predictor, design_args, tmp_path, capsys
+):
     # a generous budget: this predictor charges big networks tens of mJ, and an offload
     # costs ~99 mJ (28 mJ WiFi tail + 2 W idle x 35 ms round trip and cloud time)
-    args = _args(predictor_file, tmp_path / "run", tmp_path / "cache", "--budget", "400mJ")
+    args = design_args(
+        design_predictor, tmp_path / "run", tmp_path / "cache", "--budget", "400mJ", baselines=True
+    )
     args[args.index("none")] = "wifi"
     args += [
         "--mode",
