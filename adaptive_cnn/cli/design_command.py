@@ -219,7 +219,10 @@ def run_design(args: argparse.Namespace) -> int:
     cache_root = args.cache_dir or default_cache_dir()
     dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.split_seed)
     device = load_device(config.device)
-    predictor = EnergyPredictor.load(config.predictor or default_predictor(device, cache_root, say))
+    bars = None if args.quiet else ProgressLine
+    predictor = EnergyPredictor.load(
+        config.predictor or default_predictor(device, cache_root, say, bars)
+    )
     costs = CostModel(
         predictor,
         device,

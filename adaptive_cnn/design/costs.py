@@ -150,12 +150,21 @@ class CostModel:
 
 
 def default_predictor(
-    device: DeviceProfile, cache_root: Path, say: Callable[[str], Any] | None = None
+    device: DeviceProfile,
+    cache_root: Path,
+    say: Callable[[str], Any] | None = None,
+    progress: Callable[[str], Any] | None = None,
 ) -> Path:
     """This machine's predictor for ``device``, profiling and fitting it once if missing.
 
     A quick profile (about a minute) is taken with the device's runtime and threads and
     cached under ``cache_root/predictors``; later runs reuse it.
+
+    Args:
+        device: the device profile (runtime, threads, power source).
+        cache_root: the training cache's root folder.
+        say: prints one line of news.
+        progress: a progress-bar factory for the profile (see ``take_profile``).
     """
     import torch
 
@@ -180,7 +189,7 @@ def default_predictor(
         quick=True,
         rounds=3,
     )
-    take_profile(request)
+    take_profile(request, progress=progress)
     root.mkdir(parents=True, exist_ok=True)
     fit_predictor(ProfileData.load(request.out)).save(path)
     return path

@@ -178,3 +178,27 @@ def test_joint_mode_with_a_cloud_stage_and_the_unaware_search(
     # joint mode: each evaluation used the thresholds it proposed, not solved ones
     assert all(r["thresholds"] == r["point"][-1:] for r in journal)
     assert result["trained_infeasible"] == sum(not r["feasible"] for r in journal)
+
+
+def test_default_predictor_profiles_once_then_reuses_the_file(tmp_path, monkeypatch) -> None:
+    import adaptive_cnn.profiling as profiling
+    from adaptive_cnn.design import default_predictor
+    from energy_models.devices import load_device
+    from energy_models.predictor import EnergyPredictor
+
+    device = load_device("local")
+    news: list[str] = []
+    path = default_predictor(device, tmp_path, news.append)
+    predictor = EnergyPredictor.load(path)
+    assert (predictor.device, predictor.runtime, predictor.threads) == (
+        "local",
+        device.runtime,
+        device.threads,
+    )
+    assert len(news) == 1 and "profiling this machine once" in news[0]
+
+    def no_profiling(*args, **kwargs):
+        raise AssertionError("a cached predictor must not be profiled again")
+
+    monkeypatch.setattr(profiling, "take_profile", no_profiling)
+    assert default_predictor(device, tmp_path, news.append) == path and len(news) == 1
