@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from adaptive_cnn.design.costs import CostModel
-from adaptive_cnn.design.designer import Designer, constraint_violation
+from adaptive_cnn.design.designer import Designer, constraint_violation, solve_thresholds
 from adaptive_cnn.networks import get_family
 from adaptive_cnn.training import train
-from selector import CascadeData, StageCosts, evaluate, optimise_thresholds
+from selector import CascadeData, StageCosts, evaluate
 
 
 def solve_and_test(
@@ -35,13 +35,7 @@ def solve_and_test(
     config, data = designer.config, designer.dataset
     val_data = CascadeData.from_probs(list(val), data.val.labels, config.metric)
     if thresholds is None:
-        thresholds = optimise_thresholds(
-            val_data,
-            costs,
-            budget_mj=config.budget_mj,
-            max_bytes=config.max_bytes,
-            min_accuracy=config.min_accuracy,
-        ).thresholds
+        thresholds = solve_thresholds(val_data, costs, config)
     chosen = np.asarray(thresholds, dtype=float)
     test_data = CascadeData.from_probs(list(test), data.test.labels, config.metric)
     val_metrics = evaluate(val_data, costs, chosen).metrics_at(0)

@@ -32,7 +32,7 @@ from adaptive_cnn.design.space import Candidate, CascadeSpace
 from adaptive_cnn.errors import AcnnError
 from adaptive_cnn.training import TrainConfig, TrainingCache, train
 from energy_models.profile_store import append_record, read_records
-from selector import CascadeData, evaluate, optimise_thresholds
+from selector import CascadeData, StageCosts, evaluate, optimise_thresholds
 
 JOURNAL = "journal.jsonl"
 ENERGY_TOLERANCE = 1e-9  # relative slack when comparing an energy with the budget
@@ -101,6 +101,17 @@ def constraint_violation(metrics: dict[str, Any], config: DesignConfig) -> float
     if config.min_accuracy is not None:
         violation += max(0.0, config.min_accuracy - metrics["accuracy"])
     return violation
+
+
+def solve_thresholds(data: CascadeData, costs: StageCosts, config: DesignConfig) -> tuple:
+    """Thresholds best meeting the configuration's objective and constraints (selector)."""
+    return optimise_thresholds(
+        data,
+        costs,
+        budget_mj=config.budget_mj,
+        max_bytes=config.max_bytes,
+        min_accuracy=config.min_accuracy,
+    ).thresholds
 
 
 def loss_of(metrics: dict[str, Any], config: DesignConfig) -> float:
@@ -271,26 +282,14 @@ class Designer:
         )
 
     def cascade_metrics(
-        self,
-        candidate: Candidate,
-        probs: list[np.ndarray],
-        labels: np.ndarray,
-        thresholds: Sequence[float] | None = None,
+        self, candidate: Candidate, probs: list[np.ndarray], labels: np.ndarray
     ) -> tuple[tuple[float, ...], dict[str, Any]]:
-        """Thresholds (given, the candidate's in joint mode, else solved) and metrics."""
+        """Thresholds (the candidate's in joint mode, else solved) and the cascade's metrics."""
         data = CascadeData.from_probs(probs, labels, self.config.metric)
         costs = self.costs.stage_costs(candidate.stages)
-        if thresholds is None and candidate.thresholds is not None:
-            thresholds = candidate.thresholds
+        thresholds = candidate.thresholds
         if thresholds is None:
-            choice = optimise_thresholds(
-                data,
-                costs,
-                budget_mj=self.config.budget_mj,
-                max_bytes=self.config.max_bytes,
-                min_accuracy=self.config.min_accuracy,
-            )
-            thresholds = choice.thresholds
+            thresholds = solve_thresholds(data, costs, self.config)
         metrics = evaluate(data, costs, np.asarray(thresholds, dtype=float)).metrics_at(0)
         return tuple(float(t) for t in thresholds), metrics
 

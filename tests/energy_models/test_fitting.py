@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from energy_models import EnergyModelError, LayerDescriptor, describe_network
@@ -29,14 +28,7 @@ from energy_models.layer_builder import descriptor_to_dict
 from energy_models.predictor import LayerModel, PolynomialModel
 from energy_models.profile_store import ProfileData
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny layers run faster on one thread, and do not spin against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- synthetic profiles ---------------------------------------------------------------

@@ -23,14 +23,7 @@ from energy_models import (
 from energy_models.layer_builder import build_layer, descriptor_from_dict, descriptor_to_dict
 from energy_models.ops import Mul
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny layers run faster on one thread, and do not spin against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Residual(nn.Module):
