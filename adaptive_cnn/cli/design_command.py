@@ -292,7 +292,7 @@ def format_result(s: dict, run_dir: Path) -> str:
         f"energy: {s['energy_note']}",
         *_baseline_lines(s.get("baselines", [])),
         f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, baselines.csv, "
-        "stage*.pt",
+        "stage*.pt, cloud.pt",
     ]
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ from adaptive_cnn.design.optimizers import (
 )
 from adaptive_cnn.design.space import Candidate, CascadeSpace
 from adaptive_cnn.errors import AcnnError
-from adaptive_cnn.training import TrainConfig, TrainingCache, train
+from adaptive_cnn.training import TrainConfig, TrainingCache, TrainResult, train
 from energy_models.profile_store import append_record, read_records
 from selector import CascadeData, StageCosts, evaluate, optimise_thresholds
 
@@ -248,9 +248,9 @@ class Designer:
             probs.append(self.cloud_probs(split))
         return probs
 
-    def cloud_probs(self, split: str) -> np.ndarray:
-        """The cloud model's probabilities (trained once with ``cloud_epochs``, cached)."""
-        result = train(
+    def cloud_result(self) -> TrainResult:
+        """The cloud model (trained once with ``cloud_epochs``, then cached)."""
+        return train(
             self.config.cloud_arch,
             self.dataset,
             TrainConfig(epochs=self.config.cloud_epochs),
@@ -258,6 +258,10 @@ class Designer:
             threads=self.config.threads,
             cache=self.cache,
         )
+
+    def cloud_probs(self, split: str) -> np.ndarray:
+        """The cloud model's probabilities on ``split`` (val or test)."""
+        result = self.cloud_result()
         return result.val_probs if split == "val" else result.test_probs
 
     def evaluate_point(self, index: int, point: list[Any]) -> Evaluation:

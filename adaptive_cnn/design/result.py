@@ -22,6 +22,8 @@ from adaptive_cnn.design.designer import Designer, Evaluation
 from adaptive_cnn.training import train
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
 
+CLOUD_WEIGHTS = "cloud.pt"
+
 
 @dataclass(frozen=True)
 class DesignResult:
@@ -54,6 +56,8 @@ def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
     bound = oracle(test_data, costs)
     for i, result in enumerate(results, start=1):
         torch.save(result.state_dict, run_dir / f"stage{i}.pt")
+    if config.has_cloud:
+        torch.save(designer.cloud_result().state_dict, run_dir / CLOUD_WEIGHTS)
     summary = _summary(designer, best, thresholds, val_metrics, test_metrics, bound, results)
     summary["baselines"] = evaluate_baselines(designer) if baselines else []
     _write_files(designer, summary)
@@ -63,12 +67,13 @@ def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
 def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, bound, results):
     config, costs = designer.config, designer.costs
     stages = []
-    for arch, result in zip(best.stages, results, strict=True):
+    for i, (arch, result) in enumerate(zip(best.stages, results, strict=True), start=1):
         local = costs.local(arch)
         stages.append(
             {
                 "arch": arch,
                 "where": "device",
+                "weights": f"stage{i}.pt",
                 "energy_mj": local.energy_mj,
                 "latency_ms": local.latency_ms,
                 "memory_bytes": local.memory_bytes,
@@ -84,6 +89,7 @@ def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, 
             {
                 "arch": config.cloud_arch,
                 "where": f"cloud over {config.link}",
+                "weights": CLOUD_WEIGHTS,
                 "energy_mj": energy,
                 "latency_ms": latency,
                 "payload_bytes": payload,
@@ -111,6 +117,13 @@ def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, 
         "energy_note": costs.predictor.source,
         "link": config.link,
         "device": costs.device.name,
+        "input": {
+            "dataset": designer.dataset.name,
+            "shape": list(designer.dataset.input_shape),
+            "num_classes": designer.dataset.num_classes,
+            "class_names": list(designer.dataset.class_names),
+            "preprocessing": designer.dataset.preprocessing.to_dict(),
+        },
         "config": config.to_dict(),
     }
 

@@ -82,6 +82,10 @@ def test_design_end_to_end_then_resume_after_a_torn_journal(
     assert len(journal) == 3
     for name in ("design.yaml", "search.csv", "pareto.csv", "stage1.pt", "config.yaml"):
         assert (out / name).exists()
+    assert not (out / "cloud.pt").exists()  # --link none: no cloud model
+    assert result["stages"][0]["weights"] == "stage1.pt"
+    assert result["input"]["shape"] == [1, 8, 8] and result["input"]["num_classes"] == 10
+    assert result["input"]["preprocessing"]["pixel_max"] == 16.0
     systems = {row["system"]: row for row in result["baselines"]}
     assert set(systems) == {
         "single:small",
@@ -171,6 +175,9 @@ def test_joint_mode_with_a_cloud_stage_and_the_unaware_search(
     assert len(result["thresholds"]) == 1  # one local stage, then the cloud
     assert result["stages"][-1]["where"] == "cloud over wifi"
     assert result["stages"][-1]["payload_bytes"] == 8 * 8  # one uint8 digit image
+    # the run folder holds every stage's weights: the runtime serves the cloud model
+    assert result["stages"][-1]["weights"] == "cloud.pt"
+    assert (tmp_path / "run" / "cloud.pt").exists()
     assert result["bytes_per_image"] == pytest.approx(64 * result["offload_rate"])
     cloud = next(r for r in result["baselines"] if r["system"] == "all-cloud")
     assert cloud["offload_rate"] == 1.0 and cloud["bytes_per_image"] == 64
