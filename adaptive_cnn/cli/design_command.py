@@ -137,7 +137,25 @@ def add_parser(commands) -> None:
         metavar="MS",
         help="the cloud's inference time per image the device waits (default 5)",
     )
-    p.add_argument("--threads", type=int, metavar="N", help="torch threads for training")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads per training (default: torch's; with --workers, cores/N)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="candidates trained at once in N local processes (default 1: in-process)",
+    )
+    p.add_argument(
+        "--executor",
+        metavar="URL",
+        help="train candidates on a Dask cluster: dask://HOST:PORT (the training cache "
+        "folder must be shared with its workers)",
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
     p.add_argument(
         "--time-limit",
@@ -201,18 +219,33 @@ def _read_yaml(path: Path) -> dict:
 
 
 def run_design(args: argparse.Namespace) -> int:
-    from adaptive_cnn.data import load_dataset
-    from adaptive_cnn.design import CostModel, Designer, default_predictor, finalise
+    from adaptive_cnn.design import make_executor
     from adaptive_cnn.errors import ConfigError
-    from adaptive_cnn.training import TrainingCache, default_cache_dir
-    from energy_models.devices import load_device
-    from energy_models.predictor import EnergyPredictor
     from energy_models.units import parse_duration_s
 
     config = resolve_config(args)
     run_dir = args.resume or args.out or Path("runs/design")
     if not args.resume and (run_dir / "journal.jsonl").exists():
         raise ConfigError(f"{run_dir} holds a search already: --resume {run_dir} or a new --out")
+    deadline = time.monotonic() + parse_duration_s(args.time_limit) if args.time_limit else None
+    plan = make_executor(args.executor, args.workers, config.threads)  # fail fast
+    with plan.executor:
+        summary = _design(args, config, run_dir, plan, deadline)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_result(summary, run_dir))
+    return 0
+
+
+def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> dict:
+    """Search (resuming the journal), then train, test and write the chosen design."""
+    from adaptive_cnn.data import load_dataset
+    from adaptive_cnn.design import CostModel, Designer, default_predictor, finalise
+    from adaptive_cnn.training import TrainingCache, default_cache_dir
+    from energy_models.devices import load_device
+    from energy_models.predictor import EnergyPredictor
+
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
@@ -236,30 +269,24 @@ def run_design(args: argparse.Namespace) -> int:
     done = designer.resume() if args.resume else 0
     if done:
         say(f"resuming {run_dir}: {done} finished evaluations re-told, none re-trained")
-    say(
-        f"searching {config.trials} designs ({config.strategy}, {config.mode} thresholds) on "
-        f"{dataset.name}; energy per image {costs.predictor.source}"
-    )
-    deadline = time.monotonic() + parse_duration_s(args.time_limit) if args.time_limit else None
     if config.has_cloud:
         say(
             f"training the cloud model {config.cloud_arch} ({config.cloud_epochs:g} epochs; "
             "once, then cached)"
         )
         designer.cloud_probs("val")
-    designer.run(deadline)
+    say(
+        f"searching {config.trials} designs ({config.strategy}, {config.mode} thresholds) on "
+        f"{dataset.name}, {plan.description}; energy per image {costs.predictor.source}"
+    )
+    designer.run(deadline, plan)
     bar.close()
     say(
         f"training the best design fully ({config.final_epochs:g} epochs)"
         + ("" if args.no_baselines else " and the baselines")
         + "; testing once"
     )
-    result = finalise(designer, baselines=not args.no_baselines)
-    if args.json:
-        print(json.dumps(result.summary))
-    else:
-        print(format_result(result.summary, run_dir))
-    return 0
+    return finalise(designer, baselines=not args.no_baselines).summary
 
 
 def format_result(s: dict, run_dir: Path) -> str:

@@ -3,6 +3,7 @@
 from adaptive_cnn.design.config import DesignConfig
 from adaptive_cnn.design.costs import CostModel, StageEstimate, default_predictor
 from adaptive_cnn.design.designer import Designer, DesignError, Evaluation
+from adaptive_cnn.design.executors import ExecutorPlan, make_executor
 from adaptive_cnn.design.optimizers import Backend, GaussianProcessBackend, RandomBackend
 from adaptive_cnn.design.result import DesignResult, finalise
 from adaptive_cnn.design.space import Candidate, CascadeSpace
@@ -17,9 +18,11 @@ __all__ = [
     "DesignResult",
     "Designer",
     "Evaluation",
+    "ExecutorPlan",
     "GaussianProcessBackend",
     "RandomBackend",
     "StageEstimate",
     "default_predictor",
     "finalise",
+    "make_executor",
 ]

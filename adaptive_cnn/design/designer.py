@@ -2,17 +2,19 @@
 
 Each step asks the backend for a point, decodes it into local-stage architectures (and,
 in joint mode, thresholds), trains every local network through the training cache with
-the proxy budget, evaluates the cascade exactly on the validation split with ``selector``
-and tells the backend the loss. Every finished evaluation is appended to
-``RUN_DIR/journal.jsonl`` before the next starts; a resumed search re-tells the journal to
-a fresh backend and continues with the next step, training nothing twice.
+the proxy budget (on an executor: in-process, local processes or Dask workers), evaluates
+the cascade exactly on the validation split with ``selector`` and tells the backend the
+loss. Every finished evaluation is appended to ``RUN_DIR/journal.jsonl`` as soon as it
+finishes; a resumed search re-tells the journal to a fresh backend and continues, training
+nothing twice.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,14 @@ import numpy as np
 from adaptive_cnn.data.types import DatasetSplits
 from adaptive_cnn.design.config import DesignConfig
 from adaptive_cnn.design.costs import CostModel
+from adaptive_cnn.design.executors import (
+    ExecutorPlan,
+    InlineExecutor,
+    JobResult,
+    TrainingJob,
+    remember_dataset,
+    run_training_job,
+)
 from adaptive_cnn.design.optimizers import (
     Backend,
     GaussianProcessBackend,
@@ -56,6 +66,7 @@ class Evaluation:
     loss: float
     screened: str | None
     seconds: float
+    worker: str = ""
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -70,6 +81,7 @@ class Evaluation:
             "loss": self.loss,
             "screened": self.screened,
             "seconds": self.seconds,
+            "worker": self.worker,
         }
 
     @classmethod
@@ -85,6 +97,7 @@ class Evaluation:
             loss=float(r["loss"]),
             screened=r.get("screened"),
             seconds=float(r["seconds"]),
+            worker=str(r.get("worker", "")),
         )
 
 
@@ -198,25 +211,53 @@ class Designer:
             f"{cheapest:.3g} mJ on {self.costs.device.name}); raise --budget"
         )
 
-    def run(self, deadline: float | None = None) -> list[Evaluation]:
-        """Evaluate until ``config.trials`` evaluations exist (or the deadline passes)."""
+    def run(
+        self, deadline: float | None = None, plan: ExecutorPlan | None = None
+    ) -> list[Evaluation]:
+        """Evaluate until ``config.trials`` evaluations exist (or the deadline passes).
+
+        Up to ``plan.workers`` candidates train at once on ``plan.executor`` (in-process,
+        one at a time, by default); each is journalled and told as soon as it finishes.
+        After the deadline nothing new starts, and what is running is finished.
+        """
+        plan = plan or ExecutorPlan(InlineExecutor(), 1, self.config.threads, "in-process")
         if len(self.evaluations) < self.config.trials:
             self.check_budget()
-        while len(self.evaluations) < self.config.trials:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            point = self.space.canonical(self._ask())
-            evaluation = self.evaluate_point(len(self.evaluations), point)
-            append_record(self.run_dir / JOURNAL, evaluation.to_record())
-            self.backend.tell(point, evaluation.loss)
-            self.evaluations.append(evaluation)
-            if self.progress:
-                self.progress(len(self.evaluations), self.config.trials, _describe(evaluation))
-        return self.evaluations
-
-    def _ask(self) -> list[Any]:
+        remember_dataset(self._dataset_key, self.dataset)
+        next_index = max((e.index for e in self.evaluations), default=-1) + 1
+        running: dict[Future, tuple[int, list[Any]]] = {}
         try:
-            return self.backend.ask()
+            while True:
+                while (
+                    len(running) < plan.workers
+                    and len(self.evaluations) + len(running) < self.config.trials
+                    and (deadline is None or time.monotonic() < deadline)
+                ):
+                    pending = [point for _, point in running.values()]
+                    point = self.space.canonical(self._ask(next_index, pending))
+                    job = self.training_job(point, self.proxy_config(), plan.threads)
+                    running[plan.executor.submit(run_training_job, job)] = (next_index, point)
+                    next_index += 1
+                if not running:
+                    return self.evaluations
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f][0]):
+                    self._record(*running.pop(future), future.result())
+        finally:
+            for future in running:
+                future.cancel()
+
+    def _record(self, index: int, point: list[Any], result: JobResult) -> None:
+        evaluation = self.finish_evaluation(index, point, result)
+        append_record(self.run_dir / JOURNAL, evaluation.to_record())
+        self.backend.tell(point, evaluation.loss)
+        self.evaluations.append(evaluation)
+        if self.progress:
+            self.progress(len(self.evaluations), self.config.trials, _describe(evaluation))
+
+    def _ask(self, step: int, pending: list[list[Any]]) -> list[Any]:
+        try:
+            return self.backend.ask(step, pending)
         except NoFeasibleCandidate as exc:
             raise DesignError(
                 f"no candidate passed the a-priori screen in {exc}; the budget "
@@ -225,28 +266,30 @@ class Designer:
 
     # --- one evaluation ------------------------------------------------------------
 
+    @property
+    def _dataset_key(self) -> tuple[str, str | None, int]:
+        return (self.config.dataset, self.config.data_dir, self.config.split_seed)
+
+    def training_job(
+        self, point: list[Any], config: TrainConfig, threads: int | None
+    ) -> TrainingJob:
+        """The job that trains the local networks of ``point`` (in any worker)."""
+        return TrainingJob(
+            archs=self.space.decode(point).stages,
+            dataset=self.config.dataset,
+            data_dir=self.config.data_dir,
+            split_seed=self.config.split_seed,
+            config=config,
+            seed=self.config.seed,
+            threads=threads,
+            cache_root=str(self.cache.root) if self.cache else None,
+        )
+
     def proxy_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.config.proxy_epochs, subset=self.config.proxy_subset)
 
     def final_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.config.final_epochs)
-
-    def stage_probs(self, stages: Sequence[str], config: TrainConfig, split: str) -> list:
-        """Probabilities of each local stage (trained through the cache), then the cloud."""
-        probs = []
-        for arch in stages:
-            result = train(
-                arch,
-                self.dataset,
-                config,
-                self.config.seed,
-                threads=self.config.threads,
-                cache=self.cache,
-            )
-            probs.append(result.val_probs if split == "val" else result.test_probs)
-        if self.config.has_cloud:
-            probs.append(self.cloud_probs(split))
-        return probs
 
     def cloud_result(self) -> TrainResult:
         """The cloud model (trained once with ``cloud_epochs``, then cached)."""
@@ -265,12 +308,18 @@ class Designer:
         return result.val_probs if split == "val" else result.test_probs
 
     def evaluate_point(self, index: int, point: list[Any]) -> Evaluation:
-        """Train the candidate's networks (proxy budget) and evaluate its cascade."""
-        start = time.monotonic()
+        """Train the candidate's networks (proxy budget) here and evaluate its cascade."""
+        job = self.training_job(point, self.proxy_config(), self.config.threads)
+        remember_dataset(self._dataset_key, self.dataset)
+        return self.finish_evaluation(index, point, run_training_job(job))
+
+    def finish_evaluation(self, index: int, point: list[Any], result: JobResult) -> Evaluation:
+        """Evaluate the cascade of ``point`` from its trained stages' probabilities."""
         candidate = self.space.decode(point)
         predicted = tuple(self.costs.local(a).energy_mj for a in candidate.stages)
-        screened = self.costs.screen(candidate.stages, self.config.budget_mj)
-        probs = self.stage_probs(candidate.stages, self.proxy_config(), "val")
+        probs = list(result.val_probs)
+        if self.config.has_cloud:
+            probs.append(self.cloud_probs("val"))
         thresholds, metrics = self.cascade_metrics(candidate, probs, self.dataset.val.labels)
         return Evaluation(
             index=index,
@@ -281,8 +330,9 @@ class Designer:
             metrics=metrics,
             feasible=constraint_violation(metrics, self.config) == 0,
             loss=loss_of(metrics, self.config),
-            screened=screened,
-            seconds=time.monotonic() - start,
+            screened=self.costs.screen(candidate.stages, self.config.budget_mj),
+            seconds=result.seconds,
+            worker=result.worker,
         )
 
     def cascade_metrics(

@@ -5,12 +5,18 @@ transforms, but optimises the expected-improvement acquisition itself over a see
 of candidates that passed the a-priori screen (HyperPower): a candidate predicted to
 violate a constraint is never proposed, so it is never trained. Without a screen it is
 constraint-unaware BO. :class:`RandomBackend` is random search.
+
+``ask(step, pending)`` proposes the point of ask number ``step`` while ``pending`` points
+are still being evaluated (parallel workers). The Gaussian process then uses the
+constant-liar strategy: each pending point is told the best loss seen so far, the model is
+refitted, and the acquisition moves away from work already in flight. Every random draw is
+seeded by (seed, step), so a sequential search proposes the same points after a resume.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,7 +35,7 @@ class NoFeasibleCandidate(AcnnError):
 class Backend(Protocol):
     """The optimiser protocol: propose a point, learn its loss (lower is better)."""
 
-    def ask(self) -> list[Any]: ...
+    def ask(self, step: int, pending: Sequence[list[Any]] = ()) -> list[Any]: ...
 
     def tell(self, point: list[Any], loss: float) -> None: ...
 
@@ -50,17 +56,15 @@ class RandomBackend:
 
     def __init__(self, space: CascadeSpace, seed: int, screen: Screen | None = None) -> None:
         self.space, self.seed, self.screen = space, seed, screen
-        self.told = 0
 
-    def ask(self) -> list[Any]:
-        rng = np.random.default_rng([self.seed, self.told])
-        points = _draw(self.space, rng, self.screen, 1)
+    def ask(self, step: int, pending: Sequence[list[Any]] = ()) -> list[Any]:
+        points = _draw(self.space, np.random.default_rng([self.seed, step]), self.screen, 1)
         if not points:
             raise NoFeasibleCandidate(f"{MAX_DRAWS} random draws")
         return points[0]
 
     def tell(self, point: list[Any], loss: float) -> None:
-        self.told += 1
+        pass
 
 
 class GaussianProcessBackend:
@@ -99,26 +103,38 @@ class GaussianProcessBackend:
     def told(self) -> int:
         return len(self._opt.yi)
 
-    def ask(self) -> list[Any]:
-        rng = np.random.default_rng([self.seed, self.told])
-        if self.told < self.initial_points or not self._opt.models:
+    def ask(self, step: int, pending: Sequence[list[Any]] = ()) -> list[Any]:
+        rng = np.random.default_rng([self.seed, step])
+        if step < self.initial_points or not self._opt.models:
             points = _draw(self.space, rng, self.screen, 1)
         else:
-            points = self._best_by_acquisition(_draw(self.space, rng, self.screen, self.candidates))
+            drawn = _draw(self.space, rng, self.screen, self.candidates)
+            points = self._best_by_acquisition(drawn, pending)
         if not points:
             raise NoFeasibleCandidate(f"{MAX_DRAWS} random draws")
         return points[0]
 
-    def _best_by_acquisition(self, points: list[list[Any]]) -> list[list[Any]]:
+    def _best_by_acquisition(
+        self, points: list[list[Any]], pending: Sequence[list[Any]]
+    ) -> list[list[Any]]:
         from skopt.acquisition import gaussian_ei
 
         if not points:
             return []
-        transformed = self._opt.space.transform(points)
+        y_opt = float(np.min(self._opt.yi))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ei = gaussian_ei(transformed, self._opt.models[-1], y_opt=float(np.min(self._opt.yi)))
+            model = self._model_with_lies(pending, y_opt)
+            ei = gaussian_ei(self._opt.space.transform(points), model, y_opt=y_opt)
         return [points[int(np.argmax(ei))]]
+
+    def _model_with_lies(self, pending: Sequence[list[Any]], lie: float) -> Any:
+        """The GP refitted as if every pending point had scored ``lie`` (constant liar)."""
+        if not pending:
+            return self._opt.models[-1]
+        liar = self._opt.copy(random_state=self.seed)
+        liar.tell([list(p) for p in pending], [lie] * len(pending))
+        return liar.models[-1]
 
     def tell(self, point: list[Any], loss: float) -> None:
         with warnings.catch_warnings():
