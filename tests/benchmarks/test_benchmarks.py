@@ -83,3 +83,59 @@ def test_energy_model_accuracy_quick_writes_the_report(tmp_path, capsys):
     assert report["n_networks"] == 30 and report["estimated"] in (True, False)
     assert result["vectorised"]["networks"] == 40 and result["vectorised"]["layers"] > 40
     assert "held-out networks" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_design_quality_writes_figures(design_predictor, tmp_path, capsys):
+    out = tmp_path / "quality.json"
+    args = [
+        "--dataset",
+        "digits",
+        "--predictor",
+        str(design_predictor),
+        "--seeds",
+        "0",
+        "--trials",
+        "3",
+        "--initial-points",
+        "2",
+        "--candidates",
+        "30",
+        "--proxy-subset",
+        "300",
+        "--final-epochs",
+        "1",
+        "--threads",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert load("design_quality").main(args) == 0
+    report = json.loads(out.read_text())
+    seed = report["seeds"][0]
+    assert report["energy_source"] == "estimated"
+    assert set(seed["searches"]) == {"bo", "bo-unaware", "random", "bo-joint"}
+    for search in seed["searches"].values():
+        assert search["evaluations"] == 3 and len(search["best_so_far"]) == 3
+    assert seed["searches"]["bo"]["trained_infeasible"] == 0
+    # the budget is the best single network's predicted energy / 2.5
+    best = seed["singles"][seed["best_single"]]
+    assert seed["budget_mj"] == pytest.approx(best["energy_mj"] / 2.5)
+    design = seed["design"]
+    assert seed["ratios"]["single_over_design"] == pytest.approx(
+        best["energy_mj"] / design["energy_mj"]
+    )
+    # the iso-accuracy oracle never needs more energy than the design at its accuracy
+    assert design["oracle"]["energy_mj"] <= design["energy_mj"] + 1e-9
+    assert design["oracle"]["accuracy"] >= design["test_accuracy"] - 1e-12
+    assert set(seed["big_little"]) == {"small/medium", "small/large", "medium/large"}
+    assert "x single" in capsys.readouterr().out
+    # a second run resumes every search from its journal: nothing is searched again
+    journals = sorted((tmp_path / "quality").rglob("journal.jsonl"))
+    assert len(journals) == 4
+    before = [j.read_text() for j in journals]
+    assert load("design_quality").main(args) == 0
+    assert [j.read_text() for j in journals] == before

@@ -81,3 +81,34 @@ def test_no_threshold_scheme_beats_the_oracle(cascade_strategy, data):
     tol = 1e-9 * (1 + costs.energy_mj.sum())
     assert np.all(schemes.energy_mj[as_accurate] >= bound.energy_mj - tol)
     assert np.all(schemes.bytes_per_image[as_accurate] >= bound.bytes_per_image - 1e-9 * 1e3)
+
+
+@given(st.data())
+def test_iso_accuracy_oracle_is_below_every_scheme_as_accurate(cascade_strategy, data):
+    cascade, costs = data.draw(cascade_strategy(stages=(1, 3), max_images=8))
+    axes = [np.r_[np.unique(r), np.nextafter(r.max(), np.inf)] for r in cascade.confidence[:-1]]
+    vectors = list(itertools.product(*axes))
+    vectors = np.array(vectors, dtype=float).reshape(len(vectors), cascade.n_stages - 1)
+    schemes = evaluate(cascade, costs, vectors)
+    full = oracle(cascade, costs)
+    tol = 1e-9 * (1 + costs.energy_mj.sum())
+    for accuracy, energy in zip(schemes.accuracy, schemes.energy_mj, strict=True):
+        bound = oracle(cascade, costs, min_accuracy=accuracy)
+        assert bound.accuracy >= accuracy - 1e-12 and bound.energy_mj <= energy + tol
+        assert bound.energy_mj <= full.energy_mj + tol
+
+
+def test_iso_accuracy_oracle_hand_example():
+    # 4 images; stage 0 right on image 0; image 1 right only at stage 1, image 2 only at
+    # stage 2, image 3 never. Stage energies 1, 2, 4 mJ (cumulative 1, 3, 7).
+    correct = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=bool)
+    probs = [np.eye(2)[c.astype(int)] for c in correct]  # right = predicts class 1
+    cascade = CascadeData.from_probs(probs, np.ones(4, dtype=int))
+    costs = StageCosts([1.0, 2.0, 4.0], [0.0] * 3, [0.0] * 3, [False] * 3)
+    assert oracle(cascade, costs).energy_mj == pytest.approx((1 + 3 + 7 + 1) / 4)
+    half = oracle(cascade, costs, min_accuracy=0.5)  # image 1 (3 mJ) beats image 2 (7 mJ)
+    assert half.accuracy == 0.5 and half.energy_mj == pytest.approx((1 + 3 + 1 + 1) / 4)
+    low = oracle(cascade, costs, min_accuracy=0.1)
+    assert low.accuracy == 0.25 and low.energy_mj == pytest.approx(1.0)
+    top = oracle(cascade, costs, min_accuracy=1.0)  # capped at what some stage gets right
+    assert top.accuracy == 0.75 and top.energy_mj == pytest.approx(12 / 4)

@@ -1,0 +1,376 @@
+"""Design quality of `acnn design`: iso-accuracy energy against fixed systems, and the
+search's efficiency (constraint-aware BO vs constraint-unaware BO vs random; joint vs
+inner thresholds), over several seeds.
+
+Per seed, on the real dataset, with this machine's energy predictor (device energy is an
+*estimate* wherever the predictor's power is declared; every output says so):
+
+1. the family's single reference networks (small/medium/large) are trained with the final
+   budget; the **best single** is the most accurate on validation. The search budget is
+   its predicted energy divided by ``--target-ratio``;
+2. four searches run on the same budget and proxy training: ``bo`` (constraint-aware,
+   inner thresholds), ``bo-unaware``, ``random`` and ``bo-joint`` (thresholds searched);
+   each journals to ``OUT_DIR/seedS/NAME`` and resumes if re-run;
+3. the aware design's networks are trained with the final budget, and, like every fixed
+   big/little pair of reference networks, get the thresholds of least energy whose
+   validation accuracy is within ``--iso-points`` of the best single's (iso-accuracy);
+   the test split then gives accuracy and energy. The oracle bound for the design's own
+   networks is taken at the design's test accuracy.
+
+Prints tables and writes one JSON file with every figure, the settings and the machine.
+
+    python benchmarks/design_quality.py [--seeds 0 1 2] [--trials 16] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from adaptive_cnn.cli.progress import ProgressLine
+from adaptive_cnn.data import load_dataset
+from adaptive_cnn.design import CostModel, DesignConfig, Designer, default_predictor
+from adaptive_cnn.networks import get_family
+from adaptive_cnn.training import TrainConfig, TrainingCache, default_cache_dir, train
+from energy_models.devices import load_device
+from energy_models.predictor import EnergyPredictor
+from selector import CascadeData, evaluate, optimise_thresholds, oracle
+
+SEARCHES = {  # name -> (strategy, threshold mode)
+    "bo": ("bo", "inner"),
+    "bo-unaware": ("bo-unaware", "inner"),
+    "random": ("random", "inner"),
+    "bo-joint": ("bo", "joint"),
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--family", default="conv", help="network family (default: conv)")
+    p.add_argument("--stages", type=int, default=2, help="local stages (default: 2)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--trials", type=int, default=16, help="evaluations per search")
+    p.add_argument("--initial-points", type=int, default=4)
+    p.add_argument("--candidates", type=int, default=300)
+    p.add_argument("--proxy-subset", type=int, default=6000, help="images per proxy training")
+    p.add_argument("--proxy-epochs", type=float, default=1.0)
+    p.add_argument("--final-epochs", type=float, default=3.0)
+    p.add_argument(
+        "--target-ratio",
+        type=float,
+        default=2.5,
+        help="search budget = best single network's energy / this (default: 2.5)",
+    )
+    p.add_argument(
+        "--iso-points",
+        type=float,
+        default=0.5,
+        help="iso-accuracy: within this many points of the best single (default: 0.5)",
+    )
+    p.add_argument("--device", default="local", help="device profile (default: local)")
+    p.add_argument("--predictor", help="energy predictor file (default: this machine's)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for training")
+    p.add_argument("--cache-dir", type=Path, help="training cache (default: acnn's)")
+    p.add_argument("--run-dir", type=Path, help="search journals (default: next to --out)")
+    p.add_argument("--out", type=Path, default=RESULTS / "design_quality.json")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    cache_root = args.cache_dir or default_cache_dir()
+    run_root = args.run_dir or args.out.with_suffix("")
+    dataset = load_dataset(args.dataset)
+    device = load_device(args.device)
+    bars = None if args.quiet else ProgressLine
+    predictor = EnergyPredictor.load(
+        args.predictor or default_predictor(device, cache_root, say, bars)
+    )
+    costs = CostModel(
+        predictor, device, "none", dataset.input_shape, dataset.num_classes, cloud_latency_ms=0
+    )
+    bench = _Bench(args, dataset, costs, TrainingCache(cache_root), run_root, say)
+    started = time.monotonic()
+    seeds = [bench.run_seed(seed) for seed in args.seeds]
+    report = {
+        "benchmark": "design_quality",
+        "energy_source": "estimated" if costs.estimated else "measured",
+        "energy_note": predictor.source,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": _machine(),
+        "seconds": round(time.monotonic() - started, 1),
+        "seeds": seeds,
+        "summary": summarise(seeds),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(format_report(report))
+    print(f"wrote {args.out}")
+    return 0
+
+
+class _Bench:
+    """Everything one seed needs: the dataset, the cost model, the cache and settings."""
+
+    def __init__(self, args, dataset, costs: CostModel, cache, run_root: Path, say) -> None:
+        self.args, self.dataset, self.costs, self.cache = args, dataset, costs, cache
+        self.run_root, self.say = run_root, say
+        refs = get_family(args.family).references()
+        self.refs = {k: f"{args.family}:{a.to_str()}" for k, a in refs.items()}
+
+    def final(self, arch: str, seed: int):
+        config = TrainConfig(epochs=self.args.final_epochs)
+        return train(arch, self.dataset, config, seed, threads=self.args.threads, cache=self.cache)
+
+    def run_seed(self, seed: int) -> dict[str, Any]:
+        self.say(f"seed {seed}: training the reference networks ({self.args.final_epochs:g} ep)")
+        singles = {name: self.single(arch, seed) for name, arch in self.refs.items()}
+        best_name = max(
+            singles, key=lambda n: (singles[n]["val_accuracy"], -singles[n]["energy_mj"])
+        )
+        best = singles[best_name]
+        budget_mj = best["energy_mj"] / self.args.target_ratio
+        target = best["val_accuracy"] - self.args.iso_points / 100
+        searches = {
+            name: self.search(seed, name, strategy, mode, budget_mj)
+            for name, (strategy, mode) in SEARCHES.items()
+        }
+        design_stages = searches["bo"].pop("best_stages")
+        for s in searches.values():
+            s.pop("best_stages", None)
+        self.say(f"seed {seed}: training the design {' | '.join(design_stages)} fully")
+        design = self.iso_system(design_stages, seed, target, with_oracle=True)
+        pairs = {
+            f"{a}/{b}": self.iso_system([self.refs[a], self.refs[b]], seed, target)
+            for a, b in (("small", "medium"), ("small", "large"), ("medium", "large"))
+        }
+        best_pair = min(pairs, key=lambda k: (not pairs[k]["iso_ok"], pairs[k]["energy_mj"]))
+        return {
+            "seed": seed,
+            "budget_mj": budget_mj,
+            "target_val_accuracy": target,
+            "singles": singles,
+            "best_single": best_name,
+            "searches": searches,
+            "design": design,
+            "big_little": pairs,
+            "best_big_little": best_pair,
+            "ratios": {
+                "single_over_design": best["energy_mj"] / design["energy_mj"],
+                "big_little_over_design": pairs[best_pair]["energy_mj"] / design["energy_mj"],
+                "design_over_oracle": design["energy_mj"] / design["oracle"]["energy_mj"],
+                "design_test_minus_single_points": 100
+                * (design["test_accuracy"] - best["test_accuracy"]),
+            },
+            "efficiency": efficiency(searches),
+        }
+
+    def single(self, arch: str, seed: int) -> dict[str, Any]:
+        result = self.final(arch, seed)
+        return {
+            "arch": arch,
+            "val_accuracy": result.val_accuracy,
+            "test_accuracy": result.test_accuracy,
+            "energy_mj": self.costs.local(arch).energy_mj,
+            "macs": result.macs,
+        }
+
+    def search(self, seed: int, name: str, strategy: str, mode: str, budget_mj: float):
+        a = self.args
+        config = DesignConfig(
+            budget_mj=budget_mj,
+            dataset=a.dataset,
+            local_stages=a.stages,
+            families=(a.family,),
+            link="none",
+            device=a.device,
+            mode=mode,
+            strategy=strategy,
+            trials=a.trials,
+            initial_points=a.initial_points,
+            candidates=a.candidates,
+            seed=seed,
+            proxy_epochs=a.proxy_epochs,
+            proxy_subset=a.proxy_subset,
+            final_epochs=a.final_epochs,
+            threads=a.threads,
+        )
+        run_dir = self.run_root / f"seed{seed}" / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config)) + "\n")
+        bar = ProgressLine(f"seed {seed} {name:<10}", enabled=not a.quiet)
+        designer = Designer(config, self.dataset, self.costs, self.cache, run_dir, bar.update)
+        designer.resume()
+        designer.run()
+        bar.close()
+        ordered = sorted(designer.evaluations, key=lambda e: e.index)
+        curve, best = [], float("nan")
+        for e in ordered:
+            if e.feasible and not best >= e.metrics["accuracy"]:
+                best = e.metrics["accuracy"]
+            curve.append(best)
+        feasible = [e for e in ordered if e.feasible]
+        return {
+            "strategy": strategy,
+            "mode": mode,
+            "evaluations": len(ordered),
+            "trained_infeasible": designer.trained_infeasible,
+            "best_val_accuracy": max((e.metrics["accuracy"] for e in feasible), default=None),
+            "best_so_far": [None if np.isnan(v) else v for v in curve],
+            "train_seconds": sum(e.seconds for e in ordered),
+            "best_stages": designer.best().stages if feasible else None,
+        }
+
+    def iso_system(self, stages, seed: int, target: float, with_oracle: bool = False):
+        """Final-trained networks, thresholds of least energy reaching ``target`` on val."""
+        results = [self.final(arch, seed) for arch in stages]
+        costs = self.costs.stage_costs(stages)
+        data, metric = self.dataset, "margin"
+        val = CascadeData.from_probs([r.val_probs for r in results], data.val.labels, metric)
+        test = CascadeData.from_probs([r.test_probs for r in results], data.test.labels, metric)
+        choice = optimise_thresholds(val, costs, min_accuracy=target)
+        thresholds = np.asarray(choice.thresholds, dtype=float)
+        m = evaluate(test, costs, thresholds).metrics_at(0)
+        row = {
+            "stages": list(stages),
+            "thresholds": list(choice.thresholds),
+            "val_accuracy": evaluate(val, costs, thresholds).metrics_at(0)["accuracy"],
+            "test_accuracy": m["accuracy"],
+            "energy_mj": m["energy_mj"],
+            "exit_fractions": m["exit_fractions"],
+            "stage_energy_mj": [float(e) for e in costs.energy_mj],
+            "stage_test_accuracy": [r.test_accuracy for r in results],
+            "iso_ok": choice.feasible,
+        }
+        if with_oracle:
+            row["oracle"] = oracle(test, costs, min_accuracy=m["accuracy"]).to_dict()
+            row["oracle_full"] = oracle(test, costs).to_dict()
+        return row
+
+
+def evals_to_reach(curve: list[float | None], level: float) -> int | None:
+    """Evaluations until the best feasible accuracy first reaches ``level`` (None: never)."""
+    for i, value in enumerate(curve):
+        if value is not None and value >= level - 1e-12:
+            return i + 1
+    return None
+
+
+def efficiency(searches: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How fast constraint-aware BO reaches the other searches' best feasible accuracy."""
+    aware = searches["bo"]["best_so_far"]
+    out = {}
+    for name in ("bo-unaware", "random", "bo-joint"):
+        other = searches[name]
+        level = other["best_val_accuracy"]
+        if level is None:
+            out[name] = {"level": None, "their_evals": None, "aware_evals": 1, "speedup": None}
+            continue
+        theirs = evals_to_reach(other["best_so_far"], level)
+        ours = evals_to_reach(aware, level)
+        out[name] = {
+            "level": level,
+            "their_evals": theirs,
+            "aware_evals": ours,
+            "speedup": theirs / ours if ours else None,
+        }
+    return out
+
+
+def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over seeds, and each target as met or not."""
+
+    def median(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    ratios = {k: median([s["ratios"][k] for s in seeds]) for k in seeds[0]["ratios"]}
+    iso_ok = all(
+        s["design"]["test_accuracy"] >= s["singles"][s["best_single"]]["test_accuracy"] - 0.005
+        for s in seeds
+    )
+    infeasible = {
+        name: [s["searches"][name]["trained_infeasible"] for s in seeds] for name in SEARCHES
+    }
+    best = {
+        name: median([s["searches"][name]["best_val_accuracy"] for s in seeds]) for name in SEARCHES
+    }
+    speedups = {
+        name: median([s["efficiency"][name]["speedup"] for s in seeds])
+        for name in ("bo-unaware", "random", "bo-joint")
+    }
+    return {
+        "median_ratios": ratios,
+        "median_best_val_accuracy": best,
+        "trained_infeasible": infeasible,
+        "median_speedup_to_reach": speedups,
+        "targets": {
+            "iso_accuracy_on_test (all seeds)": iso_ok,
+            "single_over_design >= 2.5": (ratios["single_over_design"] or 0) >= 2.5,
+            "big_little_over_design >= 1.2": (ratios["big_little_over_design"] or 0) >= 1.2,
+            "design_over_oracle <= 1.5": (ratios["design_over_oracle"] or 9) <= 1.5,
+            "aware BO trains 0 infeasible": sum(infeasible["bo"]) == 0,
+        },
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    label = report["energy_source"]
+    lines = [f"design quality ({label} device energy: {report['energy_note']})", ""]
+    header = (
+        f"{'seed':>4} {'best single':>26} {'design':>20} {'big/little':>20} {'oracle':>8}"
+        f" {'x single':>8} {'x b/l':>6} {'/oracle':>7}"
+    )
+    lines.append(header)
+    for s in report["seeds"]:
+        single = s["singles"][s["best_single"]]
+        d, pair = s["design"], s["big_little"][s["best_big_little"]]
+        r = s["ratios"]
+        lines.append(
+            f"{s['seed']:>4} {s['best_single']:>6} {single['test_accuracy']:6.2%} "
+            f"{single['energy_mj']:7.3f} mJ {d['test_accuracy']:6.2%} {d['energy_mj']:7.3f} mJ "
+            f"{pair['test_accuracy']:6.2%} {pair['energy_mj']:7.3f} mJ "
+            f"{d['oracle']['energy_mj']:8.3f} {r['single_over_design']:8.2f} "
+            f"{r['big_little_over_design']:6.2f} {r['design_over_oracle']:7.2f}"
+        )
+    lines += ["", f"{'seed':>4} {'search':>10} {'best val':>9} {'infeasible':>10} {'evals':>5}"]
+    for s in report["seeds"]:
+        for name, search in s["searches"].items():
+            acc = search["best_val_accuracy"]
+            shown = "none" if acc is None else f"{acc:.2%}"
+            lines.append(
+                f"{s['seed']:>4} {name:>10} {shown:>9} "
+                f"{search['trained_infeasible']:>10} {search['evaluations']:>5}"
+            )
+    summary = report["summary"]
+    lines += ["", "medians over seeds: " + json.dumps(summary["median_ratios"])]
+    lines.append("aware BO speed-up to reach: " + json.dumps(summary["median_speedup_to_reach"]))
+    lines += [f"  {'met' if ok else 'NOT met'}: {name}" for name, ok in summary["targets"].items()]
+    return "\n".join(lines)
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": psutil.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
