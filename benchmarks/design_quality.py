@@ -17,9 +17,11 @@ Per seed, on the real dataset, with this machine's energy predictor (device ener
    the test split then gives accuracy and energy. The oracle bound for the design's own
    networks is taken at the design's test accuracy.
 
-Prints tables and writes one JSON file with every figure, the settings and the machine.
+Prints tables and writes one JSON file with every figure, the settings and the machine,
+and a PNG of best feasible validation accuracy vs evaluations (every search, every seed).
 
-    python benchmarks/design_quality.py [--seeds 0 1 2] [--trials 16] [--out FILE]
+    python benchmarks/design_quality.py [--seeds 0 1 2] [--trials 12] [--out FILE]
+    python benchmarks/design_quality.py --render FILE.json   # tables and plot again
 """
 
 from __future__ import annotations
@@ -86,11 +88,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--run-dir", type=Path, help="search journals (default: next to --out)")
     p.add_argument("--out", type=Path, default=RESULTS / "design_quality.json")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--render", type=Path, metavar="JSON", help="re-print and re-plot a result")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render:
+        report = json.loads(args.render.read_text())
+        print(format_report(report))
+        print(f"wrote {plot_curves(report, args.render.with_suffix('.png'))}")
+        return 0
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     cache_root = args.cache_dir or default_cache_dir()
     run_root = args.run_dir or args.out.with_suffix("")
@@ -119,7 +127,7 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(format_report(report))
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {plot_curves(report, args.out.with_suffix('.png'))}")
     return 0
 
 
@@ -361,6 +369,33 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("aware BO speed-up to reach: " + json.dumps(summary["median_speedup_to_reach"]))
     lines += [f"  {'met' if ok else 'NOT met'}: {name}" for name, ok in summary["targets"].items()]
     return "\n".join(lines)
+
+
+def plot_curves(report: dict[str, Any], path: Path) -> Path:
+    """Best feasible validation accuracy vs evaluations: one line per search and seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = dict(zip(SEARCHES, ("C0", "C3", "C7", "C2"), strict=True))
+    for s in report["seeds"]:
+        for name, search in s["searches"].items():
+            curve = [np.nan if v is None else 100 * v for v in search["best_so_far"]]
+            label = name if s is report["seeds"][0] else None
+            x = np.arange(1, len(curve) + 1)
+            ax.step(x, curve, where="post", color=colours[name], alpha=0.8, label=label)
+    ax.set_xlabel("evaluations (candidate designs trained)")
+    ax.set_ylabel("best feasible validation accuracy (%), proxy training")
+    ax.set_title(
+        f"search efficiency, {len(report['seeds'])} seeds ({report['energy_source']} energy)"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _machine() -> dict[str, Any]:

@@ -133,6 +133,9 @@ def test_design_quality_writes_figures(design_predictor, tmp_path, capsys):
     assert design["oracle"]["accuracy"] >= design["test_accuracy"] - 1e-12
     assert set(seed["big_little"]) == {"small/medium", "small/large", "medium/large"}
     assert "x single" in capsys.readouterr().out
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert load("design_quality").main(["--render", str(out)]) == 0
+    assert "aware BO speed-up" in capsys.readouterr().out
     # a second run resumes every search from its journal: nothing is searched again
     journals = sorted((tmp_path / "quality").rglob("journal.jsonl"))
     assert len(journals) == 4
