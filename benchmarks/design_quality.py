@@ -225,7 +225,9 @@ class _Bench:
         designer.resume()
         designer.run()
         bar.close()
-        ordered = sorted(designer.evaluations, key=lambda e: e.index)
+        # a journal from a longer run counts only its first `trials` evaluations
+        ordered = sorted(designer.evaluations, key=lambda e: e.index)[: a.trials]
+        designer.evaluations = ordered
         curve, best = [], float("nan")
         for e in ordered:
             if e.feasible and not best >= e.metrics["accuracy"]:
