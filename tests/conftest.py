@@ -100,3 +100,28 @@ def design_args():
         ]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def runtime_run_dir(tmp_path_factory, design_predictor, design_args):
+    """A finished `acnn design` run folder on digits: two local stages, then a WiFi cloud.
+
+    Built once per session (seconds); tests that change it copy it first.
+    """
+    import torch
+
+    from adaptive_cnn.cli.main import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("runtime")
+    args = design_args(
+        design_predictor, root / "run", root / "cache", "--budget", "400mJ", trials=2
+    )
+    args[args.index("none")] = "wifi"
+    args += ["--cloud-arch", "conv:c8k3-fc16", "--cloud-epochs", "1", "--stages", "2"]
+    try:
+        assert main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return root / "run"

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 
 import adaptive_cnn
 from adaptive_cnn.cli import (
+    classify_command,
     data_commands,
     design_command,
     device_commands,
     energy_commands,
+    export_command,
+    serve_command,
     train_command,
 )
 from adaptive_cnn.errors import AcnnError
@@ -39,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     energy_commands.add_parsers(commands)
     design_command.add_parser(commands)
     design_command.add_report_parser(commands)
+    serve_command.add_parser(commands)
+    classify_command.add_parser(commands)
+    export_command.add_parser(commands)
     return parser
 
 

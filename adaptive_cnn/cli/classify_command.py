@@ -1,0 +1,125 @@
+"""``acnn classify``: run a design's cascade on this device, with the cloud behind it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "classify",
+        help="classify images with a design's cascade (local stages, then the cloud)",
+        description=(
+            "Run the local stages of an `acnn design` run folder on this device, exit where "
+            "the design's thresholds say, and forward the rest to the cloud model "
+            "(--cloud HOST:PORT, any Open Inference Protocol server: acnn serve, Triton, "
+            "MLServer). When the cloud fails, the most confident local answer is given, "
+            "marked degraded. Inputs: PNG/JPEG files (or folders of them), IDX files, .npy "
+            "arrays (N x H x W or N x C x H x W) in the dataset's native pixel scale. "
+            "Energies are the design's predictions plus the link model's radio energy: "
+            "estimates."
+        ),
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by acnn design")
+    parser.add_argument("paths", metavar="PATHS", nargs="+", help="images, IDX or .npy files")
+    parser.add_argument("--cloud", metavar="HOST:PORT", help="the cloud model's server")
+    parser.add_argument("--model", default="cloud", help="model name on the server")
+    parser.add_argument("--link", default=None, help="link to charge (default: the design's)")
+    parser.add_argument("--labels", metavar="FILE", help="true labels (IDX or .npy): accuracy")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image + summary")
+    parser.add_argument(
+        "--runtime", default="torchscript", choices=("torchscript", "onnx", "torch")
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="images per local batch")
+    parser.add_argument("--deadline-ms", type=float, default=2000.0, help="per cloud attempt")
+    parser.add_argument("--retries", type=int, default=2, help="retries when unavailable/busy")
+    parser.add_argument("--token-file", metavar="FILE", help="bearer token for the cloud")
+    parser.add_argument("--tls-ca", metavar="PEM", help="use TLS, trusting this CA")
+    parser.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", metavar="PEM", help="client key (mutual TLS)")
+    parser.add_argument(
+        "--wire-dtype",
+        default="auto",
+        choices=("auto", "fp32", "uint8"),
+        help="pixels on the wire (auto: uint8 for 8-bit whole pixels, else fp32)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.set_defaults(run=run_classify)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    import torch
+
+    from rpc.edge import EdgeClassifier
+    from rpc.inputs import load_inputs, load_labels
+    from rpc.run_folder import load_run
+
+    torch.set_num_threads(max(1, args.threads))
+    run = load_run(args.run_dir)
+    images, sources = load_inputs(args.paths, run.input)
+    labels = load_labels(args.labels, len(images)) if args.labels else None
+    classifier = EdgeClassifier(
+        run,
+        _cloud(args),
+        link=args.link,
+        runtime=args.runtime,
+        batch_size=args.batch_size,
+    )
+    try:
+        answers, summary = classifier.classify(images, labels, sources)
+    finally:
+        classifier.close()
+    if args.json:
+        for a in answers:
+            print(json.dumps(a.to_dict()))
+        print(json.dumps(summary.to_dict()))
+        return 0
+    _print_table(answers, summary)
+    return 0
+
+
+def _cloud(args: argparse.Namespace):
+    if not args.cloud:
+        return None
+    from rpc.auth import channel_credentials, read_token
+    from rpc.client import CloudClient, RetryPolicy
+
+    tls = args.tls_ca or args.tls_cert
+    return CloudClient(
+        args.cloud,
+        model=args.model,
+        deadline_s=args.deadline_ms / 1e3,
+        retry=RetryPolicy(attempts=1 + max(0, args.retries)),
+        token=read_token(args.token_file) if args.token_file else None,
+        credentials=channel_credentials(args.tls_ca, args.tls_cert, args.tls_key) if tls else None,
+        wire_datatype=args.wire_dtype,
+    )
+
+
+def _print_table(answers, summary) -> None:
+    from adaptive_cnn.cli.tables import format_table
+
+    headers = ("input", "label", "conf", "stage", "mJ (est.)", "bytes", "ms", "note")
+    rows = [
+        (
+            a.source or str(a.index),
+            a.class_name,
+            f"{a.confidence:.3f}",
+            a.stage,
+            f"{a.energy_mj:.3g}",
+            str(a.bytes_sent),
+            f"{a.latency_ms:.1f}",
+            "degraded: " + (a.error or "") if a.degraded else "",
+        )
+        for a in answers
+    ]
+    print(format_table(headers, rows))
+    accuracy = "n/a (no --labels)" if summary.accuracy is None else f"{summary.accuracy:.2%}"
+    print(
+        f"\n{summary.images} images: accuracy {accuracy}; energy "
+        f"{summary.energy_mj_per_image:.3g} mJ/image"
+        + (" (estimated)" if summary.energy_estimated else "")
+        + f"; offload rate {summary.offload_rate:.1%}; degraded {summary.degraded}; "
+        f"{summary.bytes_sent} bytes sent; exits {summary.exits}"
+    )

@@ -1,0 +1,305 @@
+"""The on-device cascade: local stages, the design's exit policy, the cloud, a fallback.
+
+:class:`EdgeClassifier` runs the local stages of a design on each batch, lets an image
+exit at the first stage whose confidence reaches the design's threshold
+(:class:`selector.ExitPolicy`), and forwards the rest to the cloud, one request per image
+(the transfer the design's energy estimate charges). When the cloud fails (unreachable,
+overloaded past the retries, deadline passed, malformed answer) the image gets the most
+confident local prediction, marked ``degraded``. Every input gets exactly one
+:class:`Answer`, in input order.
+
+Energy per image is the design's predicted energy of each local stage that ran, plus for
+a forwarded image the link model's radio and waiting energy for the bytes actually sent
+(:mod:`energy_models.communication`): estimates, labelled as such.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from energy_models.communication import NO_LINK, LinkModel
+from energy_models.devices import load_device
+from rpc.client import CloudClient, CloudError
+from rpc.export import local_runner
+from rpc.run_folder import RunFolder
+from selector import confidence
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The one answer for one input image.
+
+    Attributes:
+        index: position of the image in the input.
+        label: predicted class index; ``class_name`` its name.
+        confidence: the answering stage's top-1 probability.
+        stage: the stage that answered (``stage1``.. or ``cloud``).
+        degraded: the cloud was wanted but failed; a local stage answered instead.
+        energy_mj: predicted device energy (compute + radio), mJ; ``energy_estimated``
+            says whether it is an estimate.
+        bytes_sent: request bytes sent to the cloud (all attempts).
+        latency_ms: from the start of the image's batch to its answer.
+        error: why the cloud failed (degraded answers only).
+    """
+
+    index: int
+    label: int
+    class_name: str
+    confidence: float
+    stage: str
+    degraded: bool
+    energy_mj: float
+    compute_energy_mj: float
+    radio_energy_mj: float
+    energy_estimated: bool
+    bytes_sent: int
+    latency_ms: float
+    source: str = ""
+    true_label: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Totals over a run of :meth:`EdgeClassifier.classify`."""
+
+    images: int
+    accuracy: float | None
+    energy_mj_per_image: float
+    energy_estimated: bool
+    offload_rate: float
+    degraded: int
+    bytes_sent: int
+    mean_latency_ms: float
+    exits: dict[str, int]
+
+    def to_dict(self) -> dict:
+        return {"summary": True, **asdict(self)}
+
+
+class EdgeClassifier:
+    """Classifies images with a design's cascade on this device.
+
+    Args:
+        run: the design run folder.
+        cloud: client of the cloud model; None answers forwarded images degraded.
+        link: link to charge radio energy to (default: the design's link).
+        runtime: ``torchscript`` (default), ``onnx`` or ``torch`` for the local stages.
+        batch_size: images per local batch.
+        concurrency: forwarded images in flight at once.
+    """
+
+    def __init__(
+        self,
+        run: RunFolder,
+        cloud: CloudClient | None = None,
+        *,
+        link: str | None = None,
+        runtime: str = "torchscript",
+        batch_size: int = 32,
+        concurrency: int = 4,
+    ) -> None:
+        self.run, self.cloud, self.batch_size = run, cloud, max(1, batch_size)
+        self.stages = run.local_stages
+        self.runners = [local_runner(run, s.name, runtime) for s in self.stages]
+        self._names = [s.name for s in self.stages]
+        self._class_names = run.input.class_names
+        # predicted compute energy of an image that ran stages 0..s
+        self._compute_mj = list(np.cumsum([s.energy_mj for s in self.stages]).astype(float))
+        self.link, self.idle_power_w = self._link(link or run.link)
+        self.estimated = run.energy_source != "measured"  # radio energy: always estimated
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+
+    def _link(self, name: str) -> tuple[LinkModel | None, float]:
+        if self.run.cloud_stage is None or name == NO_LINK:
+            return None, 0.0
+        device = load_device(self.run.device)
+        return device.link(name), device.power.idle_w
+
+    def classify(
+        self, images: np.ndarray, labels: np.ndarray | None = None, sources: list[str] | None = None
+    ) -> tuple[list[Answer], Summary]:
+        """Answer every image of ``images`` (N, C, H, W, native pixel scale), in order."""
+        answers: list[Answer] = []
+        with torch.inference_mode():  # entered once: per call it costs as much as a tiny stage
+            for start in range(0, len(images), self.batch_size):
+                answers.extend(self._batch(images[start : start + self.batch_size], start))
+        if [a.index for a in answers] != list(range(len(images))):
+            raise AssertionError("every input must get exactly one answer, in order")
+        if labels is not None or sources is not None:
+            answers = [self._annotate(a, labels, sources) for a in answers]
+        return answers, summarise(answers)
+
+    def _annotate(self, a: Answer, labels, sources) -> Answer:
+        fields = a.to_dict()
+        if labels is not None:
+            fields["true_label"] = int(labels[a.index])
+        if sources is not None:
+            fields["source"] = sources[a.index]
+        return Answer(**fields)
+
+    def _batch(self, images: np.ndarray, offset: int) -> list[Answer]:
+        started = time.perf_counter()
+        out: list[Answer | None] = [None] * len(images)
+        seen = []  # (rows, probs, scores) of each stage that ran, for the fallback
+        active = np.arange(len(images))
+        for s, runner in enumerate(self.runners):
+            if not len(active):
+                break
+            probs = runner(images if len(active) == len(images) else images[active])
+            scores = confidence(probs, self.run.policy.metric)
+            seen.append((active, probs, scores))
+            exits = self._exits(s, scores)
+            ms = _ms_since(started)
+            self._fill(out, offset, active[exits], probs[exits], s, ms)
+            active = active[~exits]
+        if len(active):
+            self._forward(images, active, offset, started, seen, out)
+        return out  # type: ignore[return-value]  # every slot is filled by now
+
+    def _fill(self, out, offset: int, rows: np.ndarray, probs: np.ndarray, stage: int, ms: float):
+        """Answers of the images ``rows`` exiting at local ``stage`` (vectorised per stage)."""
+        labels = probs.argmax(axis=1)
+        tops = probs[np.arange(len(labels)), labels].tolist()
+        name, compute, names = self._names[stage], self._compute_mj[stage], self._class_names
+        for i, label, top in zip(rows.tolist(), labels.tolist(), tops, strict=True):
+            out[i] = Answer(
+                offset + i, label, names[label], top, name, False, compute, compute, 0.0,
+                self.estimated, 0, ms,
+            )  # fmt: skip
+
+    def _exits(self, stage: int, scores: np.ndarray) -> np.ndarray:
+        # ExitPolicy.should_exit's rule, on scores computed once for exits and fallback
+        policy = self.run.policy
+        if stage == policy.n_stages - 1:
+            return np.ones(len(scores), dtype=bool)
+        return scores >= policy.thresholds[stage]
+
+    def _best_local(self, i: int, seen) -> tuple[np.ndarray, int]:
+        """The most confident local (probs, stage) of image ``i``; later stages win ties."""
+        best = None
+        for s, (rows, probs, scores) in enumerate(seen):
+            j = int(np.searchsorted(rows, i))
+            if best is None or scores[j] >= best[2]:
+                best = (probs[j], s, scores[j])
+        return best[0], best[1]
+
+    def _forward(self, images, active, offset, started, seen, out) -> None:
+        compute = self._compute_mj[len(seen) - 1]
+        best = {int(i): self._best_local(int(i), seen) for i in active}
+        jobs = {
+            i: self._pool.submit(self._ask_cloud, images[i : i + 1], probs, compute)
+            for i, (probs, _) in best.items()
+        }
+        for i, job in jobs.items():
+            result = job.result()
+            ms = _ms_since(started)
+            if isinstance(result, CloudError) or result is None:
+                radio, sent = self._failed_radio_mj(result), getattr(result, "bytes_sent", 0)
+                error = str(result) if result is not None else "no cloud configured"
+                answer = self._answer(offset + i, best[i][0], best[i][1], compute, ms)
+                out[i] = _replace(answer, degraded=True, error=error, radio=radio, sent=sent)
+            else:
+                radio = self._radio_mj(
+                    result.bytes_sent - result.failed_bytes, result.bytes_received
+                )
+                radio += self._failed_radio_mj_bytes(result.failed_bytes)
+                answer = self._answer(offset + i, result.probs[0], None, compute, ms)
+                out[i] = _replace(answer, radio=radio, sent=result.bytes_sent)
+
+    def _ask_cloud(self, image: np.ndarray, probs: np.ndarray, compute_mj: float):
+        if self.cloud is None:
+            return None
+        params = {
+            "acnn.local_confidence": float(probs.max()),
+            "acnn.device_energy_mj": float(compute_mj),
+        }
+        try:
+            return self.cloud.infer(image, params)
+        except CloudError as exc:
+            return exc
+
+    def _radio_mj(self, sent: int, received: int) -> float:
+        if self.link is None:
+            return 0.0
+        return float(
+            self.link.offload_energy_mj(
+                sent,
+                idle_power_w=self.idle_power_w,
+                cloud_latency_ms=self.run.cloud_latency_ms,
+                response_bytes=received,
+            )
+        )
+
+    def _failed_radio_mj(self, error: CloudError | None) -> float:
+        return 0.0 if error is None else self._failed_radio_mj_bytes(error.bytes_sent)
+
+    def _failed_radio_mj_bytes(self, sent: int) -> float:
+        # A failed attempt still powered the radio to send; no answer came back to wait for.
+        return 0.0 if self.link is None or sent == 0 else float(self.link.send_energy_mj(sent))
+
+    def _answer(self, index: int, probs: np.ndarray, stage: int | None, compute_mj, ms: float):
+        """An answer of local stage ``stage`` (0-based), or of the cloud for None."""
+        label = int(probs.argmax())
+        return Answer(
+            index=int(index),
+            label=label,
+            class_name=self.run.input.class_names[label],
+            confidence=float(probs[label]),
+            stage="cloud" if stage is None else self._names[stage],
+            degraded=False,
+            energy_mj=float(compute_mj),
+            compute_energy_mj=float(compute_mj),
+            radio_energy_mj=0.0,
+            energy_estimated=self.estimated,
+            bytes_sent=0,
+            latency_ms=ms,
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self.cloud is not None:
+            self.cloud.close()
+
+
+def _replace(a: Answer, *, radio: float, sent: int, **changes) -> Answer:
+    fields = a.to_dict()
+    fields.update(changes, radio_energy_mj=radio, bytes_sent=int(sent))
+    fields["energy_mj"] = fields["compute_energy_mj"] + radio
+    fields["energy_estimated"] = fields["energy_estimated"] or radio > 0  # the link model
+    return Answer(**fields)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1e3
+
+
+def summarise(answers: list[Answer]) -> Summary:
+    """Accuracy (when labels are known), energy per image, offload rate, exits."""
+    n = len(answers)
+    labelled = [a for a in answers if a.true_label is not None]
+    exits: dict[str, int] = {}
+    for a in answers:
+        exits[a.stage] = exits.get(a.stage, 0) + 1
+    offloaded = sum(a.stage == "cloud" or a.degraded for a in answers)
+    return Summary(
+        images=n,
+        accuracy=(sum(a.label == a.true_label for a in labelled) / len(labelled))
+        if labelled
+        else None,
+        energy_mj_per_image=sum(a.energy_mj for a in answers) / n if n else 0.0,
+        energy_estimated=any(a.energy_estimated for a in answers),
+        offload_rate=offloaded / n if n else 0.0,
+        degraded=sum(a.degraded for a in answers),
+        bytes_sent=sum(a.bytes_sent for a in answers),
+        mean_latency_ms=sum(a.latency_ms for a in answers) / n if n else 0.0,
+        exits=exits,
+    )
