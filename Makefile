@@ -17,7 +17,7 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 RUN_DIR ?= runs/design
 RUN_ARGS ?= --budget 3mJ --trials 6 --initial-points 3 --proxy-subset 4000 --final-epochs 2 --cloud-epochs 2
 
-.PHONY: run test setup dataset lint bench bench-energy clean
+.PHONY: run test setup dataset lint bench bench-energy bench-serve clean
 
 # A second `make run` resumes (and re-reports) the run instead of refusing its folder.
 run: setup dataset
@@ -61,6 +61,10 @@ bench: setup dataset
 # Energy-model accuracy and speed (two profiles of this machine, about 3 minutes).
 bench-energy: setup
 	$(BIN)/python benchmarks/energy_model_accuracy.py --fresh
+
+# acnn serve vs MLServer throughput and the client's routing overhead (about 1 minute).
+bench-serve: setup
+	$(BIN)/python benchmarks/serve_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,294 @@
+"""Serving throughput of acnn serve against MLServer, and the client's routing overhead.
+
+1. Throughput: the same cloud model, served by ``acnn serve`` and by Seldon MLServer (with
+   the runtime of ``rpc/mlserver_runtime.py``), each in its own process on 127.0.0.1 with
+   one torch thread and the same batching settings (max batch 32, 2 ms delay), called by the
+   same client: tritonclient's gRPC client, N threads each sending batch-1 FP32 requests
+   for a fixed time. Reported per server and concurrency: requests/s, p50 and p99 latency.
+2. Routing overhead: ``EdgeClassifier`` (the on-device client, torch runtime, no cloud
+   forwarding) against the same local stages run directly with torch and the same exit
+   rule, on the same images: the client's per-image time over the direct time, minus 1.
+
+Without ``--run-dir`` a run folder is written by hand in ``acnn design``'s format:
+digits-shaped input, the conv family's reference networks (small, medium local; large in
+the cloud), untrained weights (speed does not depend on them), stage-1 threshold at the
+median confidence so that about half the images go on to stage 2.
+
+    python benchmarks/serve_throughput.py [--run-dir RUN] [--seconds 4] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adaptive_cnn.data import load_dataset
+from adaptive_cnn.networks import create_network, get_family
+from rpc.edge import EdgeClassifier
+from rpc.mlserver_peer import mlserver_executable, start_mlserver
+from rpc.models import load_stage_model
+from rpc.run_folder import load_run
+from selector import confidence
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", default=None, help="an acnn design run folder")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per level")
+    parser.add_argument("--routing-images", type=int, default=2000)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/serve_throughput.json"))
+    return parser.parse_args(argv)
+
+
+def write_hand_run(folder: Path, images: np.ndarray) -> Path:
+    """A run folder in acnn design's format with untrained reference networks."""
+    refs = {k: v.to_str() for k, v in get_family("conv").references().items()}
+    torch.manual_seed(0)
+    stages = []
+    for name, ref, where in (
+        ("stage1.pt", refs["small"], "device"),
+        ("stage2.pt", refs["medium"], "device"),
+        ("cloud.pt", refs["large"], "cloud over wifi"),
+    ):
+        network = create_network(f"conv:{ref}", (1, 8, 8), 10)
+        torch.save(network.state_dict(), folder / name)
+        stages.append({"arch": f"conv:{ref}", "where": where, "weights": name, "energy_mj": 0.0})
+    summary = {
+        "stages": stages,
+        "policy": {"thresholds": [0.0, 0.0], "metric": "margin"},
+        "input": {
+            "dataset": "digits",
+            "shape": [1, 8, 8],
+            "num_classes": 10,
+            "class_names": [str(i) for i in range(10)],
+            "preprocessing": {"pixel_max": 16.0, "mean": [0.3], "std": [0.38]},
+        },
+        "link": "wifi",
+        "device": "local",
+        "energy_source": "estimated",
+        "config": {"cloud_latency_ms": 5.0},
+    }
+    (folder / "result.json").write_text(json.dumps(summary))
+    run = load_run(folder)
+    with torch.inference_mode():
+        p1 = _run(_direct_models(run)[0], images[:500])
+    summary["policy"]["thresholds"][0] = float(np.median(confidence(p1, "margin")))
+    (folder / "result.json").write_text(json.dumps(summary))
+    return folder
+
+
+def _direct_models(run):
+    return [load_stage_model(run, s) for s in run.local_stages]
+
+
+class Load:
+    """N client threads, each with its own tritonclient, sending batch-1 requests."""
+
+    def __init__(self, address: str, model: str, images: np.ndarray) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.grpcclient, self.address, self.model, self.images = grpcclient, address, model, images
+
+    def run(self, concurrency: int, seconds: float) -> dict:
+        latencies: list[list[float]] = [[] for _ in range(concurrency)]
+        errors = [0] * concurrency
+        start_at, stop_at = time.perf_counter() + 1.0, time.perf_counter() + 1.0 + seconds
+        threads = [
+            threading.Thread(target=self._worker, args=(i, start_at, stop_at, latencies, errors))
+            for i in range(concurrency)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        all_ms = sorted(x for per in latencies for x in per)
+        return {
+            "concurrency": concurrency,
+            "requests": len(all_ms),
+            "errors": sum(errors),
+            "requests_per_s": len(all_ms) / seconds,
+            "p50_ms": _percentile(all_ms, 50),
+            "p99_ms": _percentile(all_ms, 99),
+        }
+
+    def _worker(self, i, start_at, stop_at, latencies, errors) -> None:
+        client = self.grpcclient.InferenceServerClient(self.address)
+        image = self.images[i % len(self.images)][None]
+        tensor = self.grpcclient.InferInput("input", list(image.shape), "FP32")
+        tensor.set_data_from_numpy(image)
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                client.infer(self.model, [tensor], client_timeout=10)
+            except Exception:
+                errors[i] += 1
+                continue
+            t1 = time.perf_counter()
+            if t0 >= start_at and t1 <= stop_at:  # warm-up second not counted
+                latencies[i].append((t1 - t0) * 1e3)
+        client.close()
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    if not sorted_ms:
+        return float("nan")
+    return float(np.percentile(np.asarray(sorted_ms), q))
+
+
+def start_acnn_serve(run_dir: Path) -> tuple[subprocess.Popen, str]:
+    acnn = str(Path(sys.executable).parent / "acnn")
+    process = subprocess.Popen(
+        [acnn, "serve", str(run_dir), "--port", "0", "--threads", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()
+    if " on " not in line:
+        process.kill()
+        raise RuntimeError(f"acnn serve did not start: {line!r}")
+    return process, line.split(" on ")[1].strip()
+
+
+def throughput(run_dir: Path, images, levels, seconds, work: Path) -> dict:
+    results: dict = {}
+    process, address = start_acnn_serve(run_dir)
+    try:
+        load = Load(address, "cloud", images)
+        results["acnn"] = [load.run(c, seconds) for c in levels]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    if mlserver_executable() is None:
+        results["mlserver"] = "skipped: MLServer is not installed"
+        return results
+    server = start_mlserver(run_dir, work / "mlserver", threads=1)
+    try:
+        load = Load(server.address, "cloud", images)
+        results["mlserver"] = [load.run(c, seconds) for c in levels]
+    finally:
+        server.stop()
+    return results
+
+
+@torch.inference_mode()
+def direct_cascade(run, models, images: np.ndarray, batch: int) -> float:
+    """Seconds to run the local stages with plain torch and the exit rule, no bookkeeping."""
+    started = time.perf_counter()
+    for s in range(0, len(images), batch):
+        x = torch.from_numpy(images[s : s + batch])
+        for k, model in enumerate(models):
+            probs = model(x).numpy()
+            stay = ~run.policy.should_exit(k, probs)
+            if not stay.any():
+                break
+            x = x[torch.from_numpy(stay)]
+    return time.perf_counter() - started
+
+
+def routing_overhead(run_dir: Path, images: np.ndarray) -> list[dict]:
+    import json as _json
+
+    summary = _json.loads((run_dir / "result.json").read_text())
+    local_run = Path(tempfile.mkdtemp()) / "local"
+    local_run.mkdir()
+    for stage in summary["stages"]:
+        (local_run / stage["weights"]).write_bytes((run_dir / stage["weights"]).read_bytes())
+    summary["policy"]["thresholds"][-1] = 0.0  # the last local stage answers: no forwarding
+    (local_run / "result.json").write_text(_json.dumps(summary))
+    run = load_run(local_run)
+    models = _direct_models(run)
+    rows = []
+    for batch in (1, 32):
+        classifier = EdgeClassifier(run, None, runtime="torch", batch_size=batch)
+        direct, client = [], []
+        for _ in range(7):  # interleaved repeats: drift on a shared machine hits both
+            direct.append(direct_cascade(run, models, images, batch))
+            t0 = time.perf_counter()
+            classifier.classify(images)
+            client.append(time.perf_counter() - t0)
+        classifier.close()
+        d, c = statistics.median(direct), statistics.median(client)
+        rows.append(
+            {
+                "batch_size": batch,
+                "direct_ms_per_image": d / len(images) * 1e3,
+                "client_ms_per_image": c / len(images) * 1e3,
+                "overhead": c / d - 1,
+            }
+        )
+    return rows
+
+
+def _run(model, x: np.ndarray) -> np.ndarray:
+    return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    data = load_dataset("digits", seed=0)
+    images = np.concatenate([data.test.images] * 6).astype(np.float32)[: args.routing_images]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+        else:
+            run_dir = work / "run"
+            run_dir.mkdir()
+            write_hand_run(run_dir, images)
+        served = throughput(run_dir, images, args.concurrency, args.seconds, work)
+        routing = routing_overhead(run_dir, images)
+    report = {
+        "throughput": served,
+        "routing_overhead": routing,
+        "settings": vars(args),
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+    }
+    _print(report)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _print(report: dict) -> None:
+    print("server    conc  req/s    p50 ms  p99 ms  errors")
+    for server, rows in report["throughput"].items():
+        if isinstance(rows, str):
+            print(f"{server:<9} {rows}")
+            continue
+        for r in rows:
+            print(
+                f"{server:<9} {r['concurrency']:>4}  {r['requests_per_s']:>7.1f}  "
+                f"{r['p50_ms']:>6.2f}  {r['p99_ms']:>6.2f}  {r['errors']}"
+            )
+    ours, theirs = report["throughput"].get("acnn"), report["throughput"].get("mlserver")
+    if isinstance(ours, list) and isinstance(theirs, list):
+        for a, m in zip(ours, theirs, strict=True):
+            ratio = a["requests_per_s"] / m["requests_per_s"]
+            print(f"concurrency {a['concurrency']}: acnn / MLServer throughput = {ratio:.2f}x")
+    for r in report["routing_overhead"]:
+        print(
+            f"routing overhead at batch {r['batch_size']}: {r['overhead']:+.1%} "
+            f"({r['client_ms_per_image']:.3f} vs {r['direct_ms_per_image']:.3f} ms/image)"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

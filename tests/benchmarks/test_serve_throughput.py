@@ -1,0 +1,30 @@
+"""benchmarks/serve_throughput.py runs end to end with tiny settings and writes its JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_throughput.py"
+
+
+@pytest.mark.slow
+def test_serve_throughput_writes_figures(tmp_path, capsys):
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
+    spec = importlib.util.spec_from_file_location("serve_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "serve.json"
+    args = ["--seconds", "0.3", "--concurrency", "1", "2", "--routing-images", "40"]
+    assert module.main([*args, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = report["throughput"]["acnn"]
+    assert [r["concurrency"] for r in rows] == [1, 2]
+    assert all(r["errors"] == 0 and r["requests"] > 0 for r in rows)
+    if isinstance(report["throughput"]["mlserver"], list):
+        assert all(r["errors"] == 0 for r in report["throughput"]["mlserver"])
+    assert [r["batch_size"] for r in report["routing_overhead"]] == [1, 32]
+    assert "routing overhead at batch 1" in capsys.readouterr().out
