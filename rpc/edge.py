@@ -157,7 +157,7 @@ class EdgeClassifier:
             probs = runner(images if len(active) == len(images) else images[active])
             scores = confidence(probs, self.run.policy.metric)
             seen.append((active, probs, scores))
-            exits = self._exits(s, scores)
+            exits = self.run.policy.exits_from_scores(s, scores)
             ms = _ms_since(started)
             self._fill(out, offset, active[exits], probs[exits], s, ms)
             active = active[~exits]
@@ -175,13 +175,6 @@ class EdgeClassifier:
                 offset + i, label, names[label], top, name, False, compute, compute, 0.0,
                 self.estimated, 0, ms,
             )  # fmt: skip
-
-    def _exits(self, stage: int, scores: np.ndarray) -> np.ndarray:
-        # ExitPolicy.should_exit's rule, on scores computed once for exits and fallback
-        policy = self.run.policy
-        if stage == policy.n_stages - 1:
-            return np.ones(len(scores), dtype=bool)
-        return scores >= policy.thresholds[stage]
 
     def _best_local(self, i: int, seen) -> tuple[np.ndarray, int]:
         """The most confident local (probs, stage) of image ``i``; later stages win ties."""

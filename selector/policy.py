@@ -58,12 +58,23 @@ class ExitPolicy:
         Returns:
             (B,) bool; all True at the last stage.
         """
+        return self.exits_from_scores(stage, confidence(probs, self.metric))
+
+    def exits_from_scores(self, stage: int, scores: np.ndarray) -> np.ndarray:
+        """:meth:`should_exit` on confidences already computed with ``self.metric``.
+
+        Args:
+            stage: 0-based stage index in ``[0, S)``.
+            scores: (B,) confidences of the stage's images.
+
+        Returns:
+            (B,) bool; all True at the last stage.
+        """
         if not 0 <= stage < self.n_stages:
             raise SelectorError(f"stage must lie in [0, {self.n_stages}), got {stage}")
-        scores = confidence(probs, self.metric)
         if stage == self.n_stages - 1:
-            return np.ones(scores.shape[0], dtype=bool)
-        return scores >= self.thresholds[stage]
+            return np.ones(np.shape(scores)[0], dtype=bool)
+        return np.asarray(scores) >= self.thresholds[stage]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values; ``from_dict(to_dict())`` gives an equal policy."""

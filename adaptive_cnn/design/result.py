@@ -116,6 +116,7 @@ def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, 
         "energy_source": "estimated" if costs.estimated else "measured",
         "energy_note": costs.predictor.source,
         "link": config.link,
+        "cloud_latency_ms": config.cloud_latency_ms,
         "device": costs.device.name,
         "input": {
             "dataset": designer.dataset.name,

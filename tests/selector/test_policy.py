@@ -30,6 +30,17 @@ def test_should_exit_compares_the_margin_with_the_stage_threshold():
     np.testing.assert_array_equal(max_prob.should_exit(0, PROBS), [True, False, True])
 
 
+def test_exits_from_scores_is_should_exit_on_precomputed_confidences():
+    policy = ExitPolicy(thresholds=(0.05, 0.6))
+    margins = np.array([0.5, 0.05, 0.0])
+    for stage in range(3):
+        np.testing.assert_array_equal(
+            policy.exits_from_scores(stage, margins), policy.should_exit(stage, PROBS)
+        )
+    with pytest.raises(SelectorError, match="stage must lie"):
+        policy.exits_from_scores(3, margins)
+
+
 def test_one_stage_policy_always_exits():
     assert ExitPolicy(thresholds=()).should_exit(0, PROBS).all()
 
