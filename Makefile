@@ -15,7 +15,7 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # The main job: design a 2-stage local cascade + WiFi cloud under 3 mJ per image, with
 # search settings trimmed to finish within 15 minutes on 2 cores (see README).
 RUN_DIR ?= runs/design
-RUN_ARGS ?= --budget 3mJ --trials 6 --initial-points 3 --proxy-subset 4000 --final-epochs 2 --cloud-epochs 2
+RUN_ARGS ?= --budget 3mJ --trials 6 --initial-points 3 --proxy-subset 4000 --final-epochs 2 --cloud-epochs 2 --rerank 2
 
 .PHONY: run test setup dataset lint bench bench-energy bench-serve clean
 

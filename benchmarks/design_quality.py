@@ -9,11 +9,13 @@ Per seed, on the real dataset, with this machine's energy predictor (device ener
    budget; the **best single** is the most accurate on validation. The search budget is
    its predicted energy divided by ``--target-ratio``;
 2. four searches run on the same budget and proxy training: ``bo`` (constraint-aware,
-   inner thresholds), ``bo-unaware``, ``random`` and ``bo-joint`` (thresholds searched);
+   inner thresholds), ``bo-unaware``, ``random`` and ``bo-joint`` (thresholds searched),
+   each starting from the family's reference cascades unless ``--no-reference-seeds``;
    each journals to ``OUT_DIR/seedS/NAME`` and resumes if re-run;
-3. the aware design's networks are trained with the final budget, and, like every fixed
-   big/little pair of reference networks, get the thresholds of least energy whose
-   validation accuracy is within ``--iso-points`` of the best single's (iso-accuracy);
+3. the aware search's ``--rerank`` best designs are trained with the final budget and the
+   best on validation is the design (as ``acnn design`` chooses); its networks, like
+   every fixed big/little pair of reference networks, get the thresholds of least energy
+   whose validation accuracy is within ``--iso-points`` of the best single's (iso-accuracy);
    the test split then gives accuracy and energy. The oracle bound for the design's own
    networks is taken at the design's test accuracy.
 
@@ -42,6 +44,7 @@ import psutil
 from adaptive_cnn.cli.progress import ProgressLine
 from adaptive_cnn.data import load_dataset
 from adaptive_cnn.design import CostModel, DesignConfig, Designer, default_predictor
+from adaptive_cnn.design.final_choice import choose_final
 from adaptive_cnn.networks import get_family
 from adaptive_cnn.training import TrainConfig, TrainingCache, default_cache_dir, train
 from energy_models.devices import load_device
@@ -80,6 +83,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="iso-accuracy: within this many points of the best single (default: 0.5)",
+    )
+    p.add_argument(
+        "--rerank",
+        type=int,
+        default=3,
+        help="the aware search's K best designs are trained fully; best on val wins",
+    )
+    p.add_argument(
+        "--no-reference-seeds",
+        action="store_true",
+        help="searches start from random designs, not the hand-picked reference cascades",
     )
     p.add_argument("--device", default="local", help="device profile (default: local)")
     p.add_argument("--predictor", help="energy predictor file (default: this machine's)")
@@ -216,6 +230,8 @@ class _Bench:
             proxy_subset=a.proxy_subset,
             final_epochs=a.final_epochs,
             threads=a.threads,
+            reference_seeds=not a.no_reference_seeds,
+            rerank=a.rerank,
         )
         run_dir = self.run_root / f"seed{seed}" / name
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -234,6 +250,15 @@ class _Bench:
                 best = e.metrics["accuracy"]
             curve.append(best)
         feasible = [e for e in ordered if e.feasible]
+        extra: dict[str, Any] = {"best_stages": None}
+        if feasible and name == "bo":  # the design: the shortlist re-ranked at full training
+            chosen, ranked = choose_final(designer)
+            extra = {
+                "best_stages": chosen.evaluation.stages,
+                "reranked": [c.to_row() for c in ranked],
+            }
+        elif feasible:
+            extra["best_stages"] = designer.best().stages
         return {
             "strategy": strategy,
             "mode": mode,
@@ -242,7 +267,7 @@ class _Bench:
             "best_val_accuracy": max((e.metrics["accuracy"] for e in feasible), default=None),
             "best_so_far": [None if np.isnan(v) else v for v in curve],
             "train_seconds": sum(e.seconds for e in ordered),
-            "best_stages": designer.best().stages if feasible else None,
+            **extra,
         }
 
     def iso_system(self, stages, seed: int, target: float, with_oracle: bool = False):

@@ -38,6 +38,7 @@ _FLAGS = {  # flag attribute -> DesignConfig field
     "cloud_epochs": "cloud_epochs",
     "cloud_latency_ms": "cloud_latency_ms",
     "threads": "threads",
+    "rerank": "rerank",
 }
 
 
@@ -156,6 +157,19 @@ def add_parser(commands) -> None:
         help="train candidates on a Dask cluster: dask://HOST:PORT (the training cache "
         "folder must be shared with its workers)",
     )
+    p.add_argument(
+        "--rerank",
+        type=int,
+        metavar="K",
+        help="train the K best searched designs fully and keep the best on validation "
+        "(default 3; 1 = the search's best as it is)",
+    )
+    p.add_argument(
+        "--no-reference-seeds",
+        action="store_true",
+        help="start the search from random designs only, not from the family's hand-picked "
+        "reference cascades",
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
     p.add_argument(
         "--time-limit",
@@ -193,6 +207,8 @@ def resolve_config(args: argparse.Namespace):
         value = getattr(args, flag)
         if value is not None:
             values[field] = tuple(value) if field == "families" else value
+    if args.no_reference_seeds:
+        values["reference_seeds"] = False
     if args.budget is not None:
         values["budget_mj"] = parse_energy_mj(args.budget)
     elif isinstance(values.get("budget_mj"), str):

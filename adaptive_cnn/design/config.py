@@ -44,6 +44,11 @@ class DesignConfig:
         cloud_latency_ms: the cloud's inference time per image (the device waits).
         metric: confidence metric of the exit policy.
         threads: torch threads for training (None: torch's default).
+        reference_seeds: the search's first points are the family's hand-picked cascades
+            (reference networks in order of cost) that pass the screen, then random ones.
+        rerank: the best ``rerank`` feasible designs of the search are trained with the
+            final budget and the best of them on validation is chosen (proxy training
+            can misrank networks); 1 takes the search's best as it is.
     """
 
     budget_mj: float | None = None
@@ -71,6 +76,8 @@ class DesignConfig:
     cloud_latency_ms: float = 5.0
     metric: str = "margin"
     threads: int | None = None
+    reference_seeds: bool = True
+    rerank: int = 3
 
     def __post_init__(self) -> None:
         if self.budget_mj is None and self.min_accuracy is None:
@@ -94,6 +101,8 @@ class DesignConfig:
             )
         if self.trials < 1 or self.initial_points < 1 or self.candidates < 1:
             raise ConfigError("trials, initial points and candidates must be >= 1")
+        if self.rerank < 1:
+            raise ConfigError(f"rerank must be >= 1, got {self.rerank}")
 
     @property
     def stage_families(self) -> tuple[str, ...]:

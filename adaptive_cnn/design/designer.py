@@ -164,6 +164,7 @@ class Designer:
             config.stage_families, n_stages - 1 if config.mode == "joint" else 0
         )
         self.backend = self._backend()
+        self.seed_points = self._seed_points()
         self.evaluations: list[Evaluation] = []
         self._cloud_probs: np.ndarray | None = None
 
@@ -180,6 +181,15 @@ class Designer:
             self.config.candidates,
             screen,
         )
+
+    def _seed_points(self) -> list[list[Any]]:
+        """The hand-picked reference cascades the search starts from (screened if aware)."""
+        if not self.config.reference_seeds:
+            return []
+        points = self.space.reference_cascades()
+        if self.config.strategy == "bo-unaware":
+            return points
+        return [p for p in points if self._screen(p)]
 
     def _screen(self, point: list[Any]) -> bool:
         return self.costs.screen(self.space.decode(point).stages, self.config.budget_mj) is None
@@ -256,6 +266,8 @@ class Designer:
             self.progress(len(self.evaluations), self.config.trials, _describe(evaluation))
 
     def _ask(self, step: int, pending: list[list[Any]]) -> list[Any]:
+        if step < len(self.seed_points):
+            return self.seed_points[step]
         try:
             return self.backend.ask(step, pending)
         except NoFeasibleCandidate as exc:

@@ -1,8 +1,9 @@
 """The chosen design: full training, one test evaluation, and the run folder's files.
 
-The best feasible evaluation's local networks are retrained with the final budget; its
-thresholds are solved again on the validation split with those networks (the same
-constraints), and the test split is evaluated once, here, for the first time.
+The best few feasible evaluations are retrained with the final budget and the best of them
+on validation is chosen (:mod:`adaptive_cnn.design.final_choice`); its thresholds are
+solved again on the validation split with those networks (the same constraints), and the
+test split is evaluated once, here, for the first time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import yaml
 
 from adaptive_cnn.design.baselines import evaluate_baselines, solve_and_test
 from adaptive_cnn.design.designer import Designer, Evaluation
-from adaptive_cnn.training import train
+from adaptive_cnn.design.final_choice import choose_final
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
 
 CLOUD_WEIGHTS = "cloud.pt"
@@ -39,12 +40,8 @@ def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
     trained and tested the same way and reported beside the design.
     """
     config, run_dir = designer.config, designer.run_dir
-    best = designer.best()
-    final = designer.final_config()
-    results = [
-        train(a, designer.dataset, final, config.seed, threads=config.threads, cache=designer.cache)
-        for a in best.stages
-    ]
+    chosen, ranked = choose_final(designer)
+    best, results = chosen.evaluation, list(chosen.results)
     val = [r.val_probs for r in results]
     test = [r.test_probs for r in results]
     if config.has_cloud:
@@ -59,6 +56,7 @@ def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
     if config.has_cloud:
         torch.save(designer.cloud_result().state_dict, run_dir / CLOUD_WEIGHTS)
     summary = _summary(designer, best, thresholds, val_metrics, test_metrics, bound, results)
+    summary["reranked"] = [c.to_row() for c in ranked]
     summary["baselines"] = evaluate_baselines(designer) if baselines else []
     _write_files(designer, summary)
     return DesignResult(summary)

@@ -7,6 +7,7 @@ with the stage (``s1.filters_1``), so the optimiser sees one space.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,35 @@ class CascadeSpace:
             start += len(dims)
         thresholds = tuple(point[start:]) if self.n_thresholds else None
         return Candidate(tuple(stages), thresholds)
+
+    def encode(self, stages: Sequence[str], thresholds: Sequence[float] | None = None) -> list:
+        """The point of a cascade given by its stages' architecture strings.
+
+        Args:
+            stages: one ``family:arch`` string per local stage, families as the space's.
+            thresholds: joint mode only; None puts every threshold mid-range.
+        """
+        point: list[Any] = []
+        for name, arch in zip(self.families, stages, strict=True):
+            family_name, _, body = arch.partition(":")
+            if family_name != name:
+                raise ValueError(f"stage {arch!r} is not of the {name} family")
+            family = get_family(name)
+            point += family.encode(family.from_str(body))
+        if self.n_thresholds:
+            middle = sum(THRESHOLD_RANGE) / 2
+            point += list(thresholds) if thresholds else [middle] * self.n_thresholds
+        return self.canonical(point)
+
+    def reference_cascades(self) -> list[list[Any]]:
+        """Points of the hand-picked cascades: each family's reference networks in order of
+        cost (small, medium, large), every increasing combination with one per stage."""
+        refs = [
+            [f"{name}:{a.to_str()}" for a in get_family(name).references().values()]
+            for name in self.families
+        ]
+        combos = itertools.combinations(range(min(len(r) for r in refs)), len(self.families))
+        return [self.encode([refs[s][i] for s, i in enumerate(c)]) for c in combos]
 
     def canonical(self, point: Sequence[Any]) -> list[Any]:
         """JSON-safe plain values of a point."""

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from adaptive_cnn.cli.main import main
-from adaptive_cnn.design import CascadeSpace, DesignConfig
+from adaptive_cnn.design import Candidate, CascadeSpace, DesignConfig
 from adaptive_cnn.design.designer import constraint_violation, loss_of
 from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.networks import get_family
 
 POWER_W = 10.0  # the conftest design predictor's constant power
 
@@ -37,6 +38,18 @@ def test_space_decodes_stages_and_joint_thresholds() -> None:
     assert len(candidate.thresholds) == 2 and all(0 <= t <= 1 for t in candidate.thresholds)
     assert space.decode(space.canonical(point)) == candidate
     assert len(space.skopt_dimensions()) == len(point)
+
+
+def test_space_encodes_stage_strings_and_lists_the_reference_cascades() -> None:
+    space = CascadeSpace(("conv", "conv"), thresholds=1)
+    stages = ("conv:c16k3p-fc32", "conv:bn-c32k3-c64k5p-fc128")
+    assert space.decode(space.encode(stages, [0.25])) == Candidate(stages, (0.25,))
+    with pytest.raises(ValueError, match="not of the conv family"):
+        space.encode(("mbconv:stem8-m8k3e1-head64", stages[1]))
+    refs = [space.decode(p).stages for p in space.reference_cascades()]
+    small, medium, large = (f"conv:{a.to_str()}" for a in get_family("conv").references().values())
+    assert refs == [(small, medium), (small, large), (medium, large)]
+    assert [space.decode(p).thresholds for p in space.reference_cascades()] == [(0.5,)] * 3
 
 
 def test_loss_prefers_feasible_designs() -> None:
@@ -209,3 +222,34 @@ def test_default_predictor_profiles_once_then_reuses_the_file(tmp_path, monkeypa
 
     monkeypatch.setattr(profiling, "take_profile", no_profiling)
     assert default_predictor(device, tmp_path, news.append) == path and len(news) == 1
+
+
+def test_search_starts_from_the_reference_cascades_and_reranks_at_full_training(
+    design_predictor, design_args, tmp_path, capsys
+):
+    # 30 mJ: every reference network of the closed-form predictor fits (the large one
+    # needs ~12.5 mJ), so all three hand-picked pairs pass the screen
+    out = tmp_path / "run"
+    args = design_args(design_predictor, out, tmp_path / "cache", "--budget", "30mJ", trials=4)
+    assert main([*args, "--rerank", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
+    small, medium, large = (f"conv:{a.to_str()}" for a in get_family("conv").references().values())
+    assert [tuple(r["stages"]) for r in journal[:3]] == [
+        (small, medium),
+        (small, large),
+        (medium, large),
+    ]
+    # the two best feasible designs of the search were trained fully; the better one wins
+    ranked = result["reranked"]
+    feasible = sorted((r for r in journal if r["feasible"]), key=lambda r: (r["loss"], r["index"]))
+    assert [r["index"] for r in ranked] == [r["index"] for r in feasible[:2]]
+    winner = min(ranked, key=lambda r: r["loss"])
+    assert result["best_evaluation"] == winner["index"]
+    assert [s["arch"] for s in result["stages"]] == winner["stages"]
+    assert result["val_accuracy"] == pytest.approx(winner["final_val_accuracy"])
+    # without reference seeds the first design is a random one
+    plain = design_args(design_predictor, tmp_path / "plain", tmp_path / "cache", trials=1)
+    assert main([*plain, "--budget", "30mJ", "--no-reference-seeds", "--rerank", "1"]) == 0
+    first = json.loads((tmp_path / "plain" / "journal.jsonl").read_text().splitlines()[0])
+    assert tuple(first["stages"]) != (small, medium)

@@ -1,0 +1,88 @@
+"""Which searched design becomes the result: the best few re-ranked at full training.
+
+The search ranks candidates after proxy training (a subset, few epochs), which favours
+networks that learn fast over networks that end up accurate. The ``rerank`` best feasible
+designs are therefore trained with the final budget, their thresholds solved again on the
+validation split, and the one with the best validation loss wins. The test split is not
+touched here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adaptive_cnn.design.designer import (
+    Designer,
+    Evaluation,
+    loss_of,
+    solve_thresholds,
+)
+from adaptive_cnn.training import TrainResult, train
+from selector import CascadeData, evaluate
+
+
+@dataclass(frozen=True)
+class FinalCandidate:
+    """One re-ranked design: its search evaluation, final-budget networks and val metrics."""
+
+    evaluation: Evaluation
+    results: tuple[TrainResult, ...]
+    val_metrics: dict[str, Any]
+    loss: float
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "index": self.evaluation.index,
+            "stages": list(self.evaluation.stages),
+            "search_val_accuracy": self.evaluation.metrics["accuracy"],
+            "final_val_accuracy": self.val_metrics["accuracy"],
+            "energy_mj": self.val_metrics["energy_mj"],
+            "loss": self.loss,
+        }
+
+
+def shortlist(designer: Designer) -> list[Evaluation]:
+    """The ``config.rerank`` best feasible evaluations, one per distinct set of stages."""
+    chosen, seen = [], set()
+    feasible = sorted(
+        (e for e in designer.evaluations if e.feasible), key=lambda e: (e.loss, e.index)
+    )
+    for e in feasible:
+        if e.stages not in seen:
+            seen.add(e.stages)
+            chosen.append(e)
+        if len(chosen) == designer.config.rerank:
+            break
+    return chosen
+
+
+def choose_final(designer: Designer) -> tuple[FinalCandidate, list[FinalCandidate]]:
+    """Train the shortlist with the final budget; the best on validation, and all of them.
+
+    Raises:
+        DesignError: no evaluation is feasible (from :meth:`Designer.best`).
+    """
+    designer.best()  # raises the user-facing error when nothing is feasible
+    ranked = [_at_final_budget(designer, e) for e in shortlist(designer)]
+    best = min(ranked, key=lambda c: (c.loss, c.evaluation.loss, c.evaluation.index))
+    return best, ranked
+
+
+def _at_final_budget(designer: Designer, evaluation: Evaluation) -> FinalCandidate:
+    config = designer.config
+    results = tuple(
+        train(a, designer.dataset, designer.final_config(), config.seed,
+              threads=config.threads, cache=designer.cache)
+        for a in evaluation.stages
+    )  # fmt: skip
+    val = [r.val_probs for r in results]
+    if config.has_cloud:
+        val.append(designer.cloud_probs("val"))
+    data = CascadeData.from_probs(val, designer.dataset.val.labels, config.metric)
+    costs = designer.costs.stage_costs(evaluation.stages)
+    thresholds = solve_thresholds(data, costs, config)
+    metrics = evaluate(data, costs, np.asarray(thresholds, dtype=float)).metrics_at(0)
+    return FinalCandidate(evaluation, results, metrics, loss_of(metrics, config))
