@@ -161,8 +161,8 @@ def add_parser(commands) -> None:
         "--rerank",
         type=int,
         metavar="K",
-        help="train the K best searched designs fully and keep the best on validation "
-        "(default 3; 1 = the search's best as it is)",
+        help="train the K best searched designs (and the feasible reference cascades) "
+        "fully and keep the best on validation (default 3; 1 = the search's best as is)",
     )
     p.add_argument(
         "--no-reference-seeds",

@@ -46,9 +46,10 @@ class DesignConfig:
         threads: torch threads for training (None: torch's default).
         reference_seeds: the search's first points are the family's hand-picked cascades
             (reference networks in order of cost) that pass the screen, then random ones.
-        rerank: the best ``rerank`` feasible designs of the search are trained with the
-            final budget and the best of them on validation is chosen (proxy training
-            can misrank networks); 1 takes the search's best as it is.
+        rerank: the best ``rerank`` feasible designs of the search (and, when > 1, the
+            feasible reference cascades it started from) are trained with the final
+            budget and the best of them on validation is chosen (proxy training can
+            misrank networks); 1 takes the search's best as it is.
     """
 
     budget_mj: float | None = None

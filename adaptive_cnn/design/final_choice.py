@@ -45,18 +45,20 @@ class FinalCandidate:
 
 
 def shortlist(designer: Designer) -> list[Evaluation]:
-    """The ``config.rerank`` best feasible evaluations, one per distinct set of stages."""
-    chosen, seen = [], set()
-    feasible = sorted(
-        (e for e in designer.evaluations if e.feasible), key=lambda e: (e.loss, e.index)
-    )
-    for e in feasible:
-        if e.stages not in seen:
-            seen.add(e.stages)
-            chosen.append(e)
-        if len(chosen) == designer.config.rerank:
-            break
-    return chosen
+    """The ``config.rerank`` best feasible evaluations, one per distinct set of stages;
+    with ``rerank > 1`` also every other feasible hand-picked reference cascade the search
+    started from (proxy training ranks their large networks low, fully trained they are
+    strong, so the design is never worse on validation than the best of them)."""
+    distinct: dict[tuple[str, ...], Evaluation] = {}
+    for e in sorted(designer.evaluations, key=lambda e: (e.loss, e.index)):
+        if e.feasible:
+            distinct.setdefault(e.stages, e)
+    ranked = list(distinct.values())
+    k = designer.config.rerank
+    if k == 1:
+        return ranked[:1]
+    seeds = {designer.space.decode(p).stages for p in designer.seed_points}
+    return ranked[:k] + [e for e in ranked[k:] if e.stages in seeds]
 
 
 def choose_final(designer: Designer) -> tuple[FinalCandidate, list[FinalCandidate]]:
