@@ -9,7 +9,8 @@
    forwarding) against the same local stages run directly with torch and the same exit
    rule, on the same images: the client's per-image time over the direct time, minus 1.
 
-Without ``--run-dir`` a run folder is written by hand in ``acnn design``'s format:
+With ``--run-dir`` the design's own models are served and routed, on its dataset's test
+images. Without it a run folder is written by hand in ``acnn design``'s format:
 digits-shaped input, the conv family's reference networks (small, medium local; large in
 the cloud), untrained weights (speed does not depend on them), stage-1 threshold at the
 median confidence so that about half the images go on to stage 2.
@@ -241,8 +242,12 @@ def _run(model, x: np.ndarray) -> np.ndarray:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    data = load_dataset("digits", seed=0)
-    images = np.concatenate([data.test.images] * 6).astype(np.float32)[: args.routing_images]
+    # the run's own dataset (test split, native pixel scale); digits for the hand-made run
+    dataset = load_run(Path(args.run_dir)).input.dataset if args.run_dir else "digits"
+    data = load_dataset(dataset, seed=0)
+    repeats = -(-args.routing_images // len(data.test.images))
+    images = np.concatenate([data.test.images] * repeats).astype(np.float32)
+    images = images[: args.routing_images]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.run_dir:
