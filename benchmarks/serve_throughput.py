@@ -7,7 +7,8 @@
    for a fixed time. Reported per server and concurrency: requests/s, p50 and p99 latency.
 2. Routing overhead: ``EdgeClassifier`` (the on-device client, torch runtime, no cloud
    forwarding) against the same local stages run directly with torch and the same exit
-   rule, on the same images: the client's per-image time over the direct time, minus 1.
+   rule, on the same images, in interleaved pairs: the median over pairs of the client's
+   time over the direct time, minus 1.
 
 With ``--run-dir`` the design's own models are served and routed, on its dataset's test
 images. Without it a run folder is written by hand in ``acnn design``'s format:
@@ -44,6 +45,7 @@ from rpc.run_folder import load_run
 from selector import confidence
 
 ROOT = Path(__file__).resolve().parents[1]
+REPEATS = 15  # interleaved (direct, client) pairs per batch size for the routing overhead
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -217,19 +219,22 @@ def routing_overhead(run_dir: Path, images: np.ndarray) -> list[dict]:
     for batch in (1, 32):
         classifier = EdgeClassifier(run, None, runtime="torch", batch_size=batch)
         direct, client = [], []
-        for _ in range(7):  # interleaved repeats: drift on a shared machine hits both
+        for _ in range(REPEATS):  # interleaved pairs: drift on a shared machine hits both
             direct.append(direct_cascade(run, models, images, batch))
             t0 = time.perf_counter()
             classifier.classify(images)
             client.append(time.perf_counter() - t0)
         classifier.close()
         d, c = statistics.median(direct), statistics.median(client)
+        ratios = [ci / di for ci, di in zip(client, direct, strict=True)]
         rows.append(
             {
                 "batch_size": batch,
+                "repeats": REPEATS,
                 "direct_ms_per_image": d / len(images) * 1e3,
                 "client_ms_per_image": c / len(images) * 1e3,
-                "overhead": c / d - 1,
+                "overhead": statistics.median(ratios) - 1,  # median of the paired ratios
+                "overhead_min_max": [min(ratios) - 1, max(ratios) - 1],
             }
         )
     return rows
@@ -290,8 +295,10 @@ def _print(report: dict) -> None:
             print(f"concurrency {a['concurrency']}: acnn / MLServer throughput = {ratio:.2f}x")
     for r in report["routing_overhead"]:
         print(
-            f"routing overhead at batch {r['batch_size']}: {r['overhead']:+.1%} "
-            f"({r['client_ms_per_image']:.3f} vs {r['direct_ms_per_image']:.3f} ms/image)"
+            f"routing overhead at batch {r['batch_size']}: {r['overhead']:+.1%} median of "
+            f"{r['repeats']} paired runs (range {r['overhead_min_max'][0]:+.1%} to "
+            f"{r['overhead_min_max'][1]:+.1%}; medians {r['client_ms_per_image']:.3f} vs "
+            f"{r['direct_ms_per_image']:.3f} ms/image)"
         )
 
 

@@ -27,4 +27,7 @@ def test_serve_throughput_writes_figures(tmp_path, capsys):
     if isinstance(report["throughput"]["mlserver"], list):
         assert all(r["errors"] == 0 for r in report["throughput"]["mlserver"])
     assert [r["batch_size"] for r in report["routing_overhead"]] == [1, 32]
+    for r in report["routing_overhead"]:
+        low, high = r["overhead_min_max"]
+        assert r["repeats"] == 15 and low <= r["overhead"] <= high
     assert "routing overhead at batch 1" in capsys.readouterr().out
