@@ -355,8 +355,11 @@ def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         "median_speedup_to_reach": speedups,
         "targets": {
             "iso_accuracy_on_test (all seeds)": iso_ok,
-            "single_over_design >= 2.5": (ratios["single_over_design"] or 0) >= 2.5,
-            "big_little_over_design >= 1.2": (ratios["big_little_over_design"] or 0) >= 1.2,
+            # an energy ratio counts only at iso-accuracy
+            "single_over_design >= 2.5 at iso-accuracy": iso_ok
+            and (ratios["single_over_design"] or 0) >= 2.5,
+            "big_little_over_design >= 1.2 at iso-accuracy": iso_ok
+            and (ratios["big_little_over_design"] or 0) >= 1.2,
             "design_over_oracle <= 1.5": (ratios["design_over_oracle"] or 9) <= 1.5,
             "aware BO trains 0 infeasible": sum(infeasible["bo"]) == 0,
         },
@@ -391,7 +394,7 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{s['seed']:>4} {name:>10} {shown:>9} "
                 f"{search['trained_infeasible']:>10} {search['evaluations']:>5}"
             )
-    summary = report["summary"]
+    summary = summarise(report["seeds"])  # recomputed: --render applies today's rules
     lines += ["", "medians over seeds: " + json.dumps(summary["median_ratios"])]
     lines.append("aware BO speed-up to reach: " + json.dumps(summary["median_speedup_to_reach"]))
     lines += [f"  {'met' if ok else 'NOT met'}: {name}" for name, ok in summary["targets"].items()]
