@@ -166,7 +166,7 @@ class Designer:
         self.backend = self._backend()
         self.seed_points = self._seed_points()
         self.evaluations: list[Evaluation] = []
-        self._cloud_probs: np.ndarray | None = None
+        self._cloud: TrainResult | None = None  # read from the cache once, not per evaluation
 
     # --- search --------------------------------------------------------------------
 
@@ -305,14 +305,16 @@ class Designer:
 
     def cloud_result(self) -> TrainResult:
         """The cloud model (trained once with ``cloud_epochs``, then cached)."""
-        return train(
-            self.config.cloud_arch,
-            self.dataset,
-            TrainConfig(epochs=self.config.cloud_epochs),
-            self.config.seed,
-            threads=self.config.threads,
-            cache=self.cache,
-        )
+        if self._cloud is None:
+            self._cloud = train(
+                self.config.cloud_arch,
+                self.dataset,
+                TrainConfig(epochs=self.config.cloud_epochs),
+                self.config.seed,
+                threads=self.config.threads,
+                cache=self.cache,
+            )
+        return self._cloud
 
     def cloud_probs(self, split: str) -> np.ndarray:
         """The cloud model's probabilities on ``split`` (val or test)."""
