@@ -147,6 +147,8 @@ class EdgeClassifier:
         return Answer(**fields)
 
     def _batch(self, images: np.ndarray, offset: int) -> list[Answer]:
+        if len(images) == 1 and self.run.policy.metric == "margin":
+            return self._single(images, offset)
         started = time.perf_counter()
         out: list[Answer | None] = [None] * len(images)
         seen = []  # (rows, probs, scores) of each stage that ran, for the fallback
@@ -164,6 +166,34 @@ class EdgeClassifier:
         if len(active):
             self._forward(images, active, offset, started, seen, out)
         return out  # type: ignore[return-value]  # every slot is filled by now
+
+    def _single(self, images: np.ndarray, offset: int) -> list[Answer]:
+        """:meth:`_batch` of one image with the margin metric, in plain Python scalars.
+
+        Same exits and answers as the vectorised path; at batch 1 its per-call numpy
+        indexing cost as much as a small stage, so the on-device latency pays for it.
+        """
+        started = time.perf_counter()
+        thresholds = self.run.policy.thresholds  # none for a last stage that answers all
+        seen = []
+        for s, runner in enumerate(self.runners):
+            probs = runner(images)
+            row = probs[0].tolist()
+            top2 = sorted(row)[-2:] if len(row) > 1 else [0.0, row[0]]
+            margin = top2[1] - top2[0]
+            if s >= len(thresholds) or margin >= thresholds[s]:
+                label, name = row.index(top2[1]), self._names[s]
+                compute = self._compute_mj[s]
+                return [
+                    Answer(
+                        offset, label, self._class_names[label], top2[1], name, False,
+                        compute, compute, 0.0, self.estimated, 0, _ms_since(started),
+                    )
+                ]  # fmt: skip
+            seen.append((_ZERO, probs, np.array([margin])))
+        out: list[Answer | None] = [None]
+        self._forward(images, _ZERO, offset, started, seen, out)
+        return out  # type: ignore[return-value]  # filled by _forward
 
     def _fill(self, out, offset: int, rows: np.ndarray, probs: np.ndarray, stage: int, ms: float):
         """Answers of the images ``rows`` exiting at local ``stage`` (vectorised per stage)."""
@@ -261,6 +291,9 @@ class EdgeClassifier:
         self._pool.shutdown(wait=True)
         if self.cloud is not None:
             self.cloud.close()
+
+
+_ZERO = np.zeros(1, dtype=np.int64)  # the row of a batch of one
 
 
 def _replace(a: Answer, *, radio: float, sent: int, **changes) -> Answer:

@@ -170,3 +170,23 @@ def test_onnx_runtime_stages_make_the_same_choices(run_with_thresholds, digits_t
     for a, b in zip(by_torchscript, by_onnx, strict=True):
         if a.stage == b.stage:
             assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
+
+
+@pytest.mark.parametrize("thresholds", [(0.0, 0.0), ("median", 0.0), ("median", INF)])
+def test_batch_of_one_answers_like_the_vectorised_path(
+    run_with_thresholds, digits_test, reference_probs, thresholds
+):
+    images = digits_test[0][:24].astype(np.float32)
+    p1 = reference_probs(run_with_thresholds(0.0, 0.0), "stage1", images)
+    median = float(np.median(confidence(p1, "margin")))
+    run = run_with_thresholds(*(median if t == "median" else t for t in thresholds))
+    one, one_summary = classify(run, images, batch_size=1)  # no cloud: forwarded -> degraded
+    many, many_summary = classify(run, images, batch_size=24)
+    keep = ("index", "label", "class_name", "stage", "degraded", "energy_mj", "bytes_sent")
+    c1 = confidence(p1, "margin")
+    for a, b in zip(one, many, strict=True):
+        if abs(c1[a.index] - median) < 1e-5:
+            continue  # float noise between batch sizes decides ties; skip them
+        assert {k: getattr(a, k) for k in keep} == {k: getattr(b, k) for k in keep}
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
+    assert one_summary.exits == many_summary.exits
