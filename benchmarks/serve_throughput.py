@@ -4,7 +4,9 @@
    the runtime of ``rpc/mlserver_runtime.py``), each in its own process on 127.0.0.1 with
    one torch thread and the same batching settings (max batch 32, 2 ms delay), called by the
    same client: tritonclient's gRPC client, N threads each sending batch-1 FP32 requests
-   for a fixed time. Reported per server and concurrency: requests/s, p50 and p99 latency.
+   for a fixed time, both servers up at once and timed in interleaved rounds (order
+   alternating). Reported per server and concurrency: requests/s, p50 and p99 latency of
+   the median round, and the median of the per-round acnn/MLServer ratios.
 2. Routing overhead: ``EdgeClassifier`` (the on-device client, torch runtime, no cloud
    forwarding) against the same local stages run directly with torch and the same exit
    rule, on the same images, in interleaved pairs: the median over pairs of the client's
@@ -16,7 +18,7 @@ digits-shaped input, the conv family's reference networks (small, medium local; 
 the cloud), untrained weights (speed does not depend on them), stage-1 threshold at the
 median confidence so that about half the images go on to stage 2.
 
-    python benchmarks/serve_throughput.py [--run-dir RUN] [--seconds 4] [--out FILE]
+    python benchmarks/serve_throughput.py [--run-dir RUN] [--seconds 4] [--rounds 3] [--out FILE]
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--run-dir", default=None, help="an acnn design run folder")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per level")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level")
     parser.add_argument("--routing-images", type=int, default=2000)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/serve_throughput.json"))
     return parser.parse_args(argv)
@@ -167,30 +170,60 @@ def start_acnn_serve(run_dir: Path) -> tuple[subprocess.Popen, str]:
     return process, line.split(" on ")[1].strip()
 
 
-def throughput(run_dir: Path, images, levels, seconds, work: Path) -> dict:
-    results: dict = {}
+def throughput(run_dir: Path, images, levels, seconds, rounds: int, work: Path) -> dict:
+    """Both servers up at once; per round and level, one timed run each, order alternating.
+
+    Interleaving puts drift on a shared machine on both servers; each level reports the
+    median round, and the acnn/MLServer ratio is the median of the per-round ratios.
+    """
     process, address = start_acnn_serve(run_dir)
+    server = None
     try:
-        load = Load(address, "cloud", images)
-        results["acnn"] = [load.run(c, seconds) for c in levels]
+        loads = {"acnn": Load(address, "cloud", images)}
+        if mlserver_executable() is not None:
+            server = start_mlserver(run_dir, work / "mlserver", threads=1)
+            loads["mlserver"] = Load(server.address, "cloud", images)
+        runs: dict[str, dict[int, list[dict]]] = {k: {c: [] for c in levels} for k in loads}
+        for r in range(rounds):
+            for c in levels:
+                for name in list(loads)[:: 1 if r % 2 == 0 else -1]:
+                    runs[name][c].append(loads[name].run(c, seconds))
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
-    if mlserver_executable() is None:
+        if server is not None:
+            server.stop()
+    results: dict = {name: [_median_round(per[c]) for c in levels] for name, per in runs.items()}
+    if "mlserver" not in results:
         results["mlserver"] = "skipped: MLServer is not installed"
         return results
-    server = start_mlserver(run_dir, work / "mlserver", threads=1)
-    try:
-        load = Load(server.address, "cloud", images)
-        results["mlserver"] = [load.run(c, seconds) for c in levels]
-    finally:
-        server.stop()
+    results["ratios"] = []
+    for c in levels:
+        ratios = [
+            a["requests_per_s"] / m["requests_per_s"]
+            for a, m in zip(runs["acnn"][c], runs["mlserver"][c], strict=True)
+        ]
+        results["ratios"].append(
+            {"concurrency": c, "median": statistics.median(ratios), "per_round": ratios}
+        )
     return results
+
+
+def _median_round(rows: list[dict]) -> dict:
+    """The round of median throughput, with every round's requests/s beside it."""
+    ordered = sorted(rows, key=lambda r: r["requests_per_s"])
+    row = dict(ordered[(len(ordered) - 1) // 2])
+    row["rounds"] = len(rows)
+    row["requests_per_s_rounds"] = [r["requests_per_s"] for r in rows]
+    row["errors"] = sum(r["errors"] for r in rows)
+    return row
 
 
 @torch.inference_mode()
 def direct_cascade(run, models, images: np.ndarray, batch: int) -> float:
     """Seconds to run the local stages with plain torch and the exit rule, no bookkeeping."""
+    if batch == 1:
+        return _direct_single(run, models, images)
     started = time.perf_counter()
     for s in range(0, len(images), batch):
         x = torch.from_numpy(images[s : s + batch])
@@ -200,6 +233,20 @@ def direct_cascade(run, models, images: np.ndarray, batch: int) -> float:
             if not stay.any():
                 break
             x = x[torch.from_numpy(stay)]
+    return time.perf_counter() - started
+
+
+def _direct_single(run, models, images: np.ndarray) -> float:
+    """The batch-1 plain loop, exit rule on Python scalars (numpy per image costs more)."""
+    thresholds = run.policy.thresholds
+    started = time.perf_counter()
+    for s in range(len(images)):
+        x = torch.from_numpy(images[s : s + 1])
+        for k, model in enumerate(models):
+            row = model(x).numpy()[0].tolist()
+            top2 = sorted(row)[-2:]
+            if k >= len(thresholds) or top2[1] - top2[0] >= thresholds[k]:
+                break
     return time.perf_counter() - started
 
 
@@ -261,7 +308,7 @@ def main(argv=None) -> int:
             run_dir = work / "run"
             run_dir.mkdir()
             write_hand_run(run_dir, images)
-        served = throughput(run_dir, images, args.concurrency, args.seconds, work)
+        served = throughput(run_dir, images, args.concurrency, args.seconds, args.rounds, work)
         routing = routing_overhead(run_dir, images)
     report = {
         "throughput": served,
@@ -280,6 +327,8 @@ def main(argv=None) -> int:
 def _print(report: dict) -> None:
     print("server    conc  req/s    p50 ms  p99 ms  errors")
     for server, rows in report["throughput"].items():
+        if server == "ratios":
+            continue
         if isinstance(rows, str):
             print(f"{server:<9} {rows}")
             continue
@@ -288,11 +337,12 @@ def _print(report: dict) -> None:
                 f"{server:<9} {r['concurrency']:>4}  {r['requests_per_s']:>7.1f}  "
                 f"{r['p50_ms']:>6.2f}  {r['p99_ms']:>6.2f}  {r['errors']}"
             )
-    ours, theirs = report["throughput"].get("acnn"), report["throughput"].get("mlserver")
-    if isinstance(ours, list) and isinstance(theirs, list):
-        for a, m in zip(ours, theirs, strict=True):
-            ratio = a["requests_per_s"] / m["requests_per_s"]
-            print(f"concurrency {a['concurrency']}: acnn / MLServer throughput = {ratio:.2f}x")
+    for r in report["throughput"].get("ratios", []):
+        print(
+            f"concurrency {r['concurrency']}: acnn / MLServer throughput = {r['median']:.2f}x "
+            f"(median of {len(r['per_round'])} interleaved rounds; "
+            f"range {min(r['per_round']):.2f}-{max(r['per_round']):.2f}x)"
+        )
     for r in report["routing_overhead"]:
         print(
             f"routing overhead at batch {r['batch_size']}: {r['overhead']:+.1%} median of "

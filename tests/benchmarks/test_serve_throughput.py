@@ -18,14 +18,18 @@ def test_serve_throughput_writes_figures(tmp_path, capsys):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "serve.json"
-    args = ["--seconds", "0.3", "--concurrency", "1", "2", "--routing-images", "40"]
+    args = ["--seconds", "0.3", "--rounds", "2", "--concurrency", "1", "2"]
+    args += ["--routing-images", "40"]
     assert module.main([*args, "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     rows = report["throughput"]["acnn"]
     assert [r["concurrency"] for r in rows] == [1, 2]
-    assert all(r["errors"] == 0 and r["requests"] > 0 for r in rows)
+    assert all(r["errors"] == 0 and r["requests"] > 0 and r["rounds"] == 2 for r in rows)
     if isinstance(report["throughput"]["mlserver"], list):
         assert all(r["errors"] == 0 for r in report["throughput"]["mlserver"])
+        ratios = report["throughput"]["ratios"]
+        assert [len(r["per_round"]) for r in ratios] == [2, 2]
+        assert all(min(r["per_round"]) <= r["median"] <= max(r["per_round"]) for r in ratios)
     assert [r["batch_size"] for r in report["routing_overhead"]] == [1, 32]
     for r in report["routing_overhead"]:
         low, high = r["overhead_min_max"]
