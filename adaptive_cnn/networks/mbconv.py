@@ -3,18 +3,22 @@
 Grammar (tokens joined by ``-``)::
 
     stem{c}-{layer or skip}-...[-head{c}]
-    layer = m{out}k{kernel}e{expansion}[s{stride}]
-    e.g. stem16-m16k3e1-m24k5e6s2-m24k3e3-skip-m40k5e6s2-m40k3e3-head128
+    layer = m{out}k{kernel}e{expansion}[s{stride}][se]
+    e.g. stem16-m16k3e1-m24k5e6s2-m24k3e3-skip-m40k5e6s2se-m40k3e3-head128
 
 ``stem{c}`` is a 3x3 conv (stride 1) + BN + ReLU6; each ``m..`` is an MBConv layer (see
 :class:`~adaptive_cnn.networks.mbconv_blocks.InvertedResidual`) with a residual add when
-its stride is 1 and its input and output channels are equal; ``skip`` is an identity slot;
+its stride is 1 and its input and output channels are equal, and with the ``se`` suffix a
+squeeze-and-excitation gate on its depthwise output; ``skip`` is an identity slot;
 ``head{c}`` is a 1x1 conv + BN + ReLU6; then global average pooling and a linear classifier.
 
 The search space is a fixed macro-architecture (stem 16; stages (channels, stride,
 layers) = (16,1,1), (24,2,2), (40,2,2), (80,2,2); head 128) scaled by a width multiplier,
 with a kernel and expansion per slot, and a skip choice for every slot that is not the
-first of its stage (the first changes the shape, so it is never skipped).
+first of its stage (the first changes the shape, so it is never skipped). The BO encoding
+(18 values) has no squeeze-and-excitation dimension: SE layers are found by the single-path
+search (:mod:`adaptive_cnn.single_path`), and :meth:`MBConvFamily.encode` refuses them
+rather than silently dropping the gate.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from adaptive_cnn.networks.mbconv_blocks import InvertedResidual, conv_bn
 from adaptive_cnn.networks.registry import NetworkFamily, Part, part_key, register_network
 
 EXAMPLE = "stem16-m16k3e1-m24k5e6s2-m24k3e3-skip-m40k5e6s2-m40k3e3-head128"
-GRAMMAR = "stem{c}-m{out}k{kernel}e{expansion}[s{stride}]|skip-...[-head{c}]"
+GRAMMAR = "stem{c}-m{out}k{kernel}e{expansion}[s{stride}][se]|skip-...[-head{c}]"
 
 STEM = 16
 HEAD = 128
@@ -47,7 +51,7 @@ EXPANSIONS = (1, 3, 6)
 _NUM = r"([1-9]\d*)"
 _STEM_TOKEN = re.compile(rf"stem{_NUM}")
 _HEAD_TOKEN = re.compile(rf"head{_NUM}")
-_LAYER_TOKEN = re.compile(rf"m{_NUM}k{_NUM}e{_NUM}(?:s{_NUM})?")
+_LAYER_TOKEN = re.compile(rf"m{_NUM}k{_NUM}e{_NUM}(?:s{_NUM})?(se)?")
 SKIP_TOKEN = "skip"
 
 
@@ -64,12 +68,14 @@ class MBLayer:
         kernel: odd depthwise kernel size.
         expansion: expansion ratio of the hidden channels (1 = no expand conv).
         stride: depthwise stride.
+        se: a squeeze-and-excitation gate on the depthwise output.
     """
 
     out_channels: int
     kernel: int
     expansion: int
     stride: int = 1
+    se: bool = False
 
     def __post_init__(self) -> None:
         values = (self.out_channels, self.kernel, self.expansion, self.stride)
@@ -79,11 +85,14 @@ class MBLayer:
                 f"expansion={self.expansion!r}, stride={self.stride!r}): all are positive "
                 f"integers and the kernel is odd"
             )
+        if not isinstance(self.se, bool):
+            raise ArchitectureError(f"bad MBConv layer: se must be a bool, got {self.se!r}")
 
     def to_str(self) -> str:
-        """The layer's token, e.g. ``m24k5e6s2`` (stride 1 is omitted)."""
+        """The layer's token, e.g. ``m24k5e6s2`` or ``m24k5e6s2se`` (stride 1 is omitted)."""
         stride = f"s{self.stride}" if self.stride != 1 else ""
-        return f"m{self.out_channels}k{self.kernel}e{self.expansion}{stride}"
+        se = "se" if self.se else ""
+        return f"m{self.out_channels}k{self.kernel}e{self.expansion}{stride}{se}"
 
 
 @dataclass(frozen=True)
@@ -136,10 +145,10 @@ def _parse_layer(s: str, token: str) -> MBLayer | None:
     match = _LAYER_TOKEN.fullmatch(token)
     if not match:
         raise _parse_error(s, f"bad token {token!r}")
-    out, kernel, expansion, stride = (int(g) if g else 1 for g in match.groups())
+    out, kernel, expansion, stride = (int(g) if g else 1 for g in match.groups()[:4])
     if kernel % 2 == 0:
         raise _parse_error(s, f"even kernel in {token!r}; depthwise kernels are odd")
-    return MBLayer(out, kernel, expansion, stride)
+    return MBLayer(out, kernel, expansion, stride, se=match[5] is not None)
 
 
 def parse_mbconv(s: str) -> MBConvArch:
@@ -192,6 +201,7 @@ def _block(in_channels: int, layer: MBLayer | None) -> Callable[[], nn.Module]:
         layer.kernel,
         layer.expansion,
         layer.stride,
+        layer.se,
     )
 
 
@@ -261,15 +271,19 @@ def scaled_channels(channels: int, width: float) -> int:
 
 
 @dataclass(frozen=True)
-class _Slot:
+class Slot:
+    """One slot of the macro-architecture at a width: output channels, stride, and whether
+    it is the first of its stage (which changes the shape and is never skipped)."""
+
     channels: int
     stride: int
     first: bool
 
 
-def _slots(width: float) -> tuple[_Slot, ...]:
+def slots(width: float) -> tuple[Slot, ...]:
+    """The 7 slots of the macro-architecture (:data:`STAGES`) at width multiplier ``width``."""
     return tuple(
-        _Slot(scaled_channels(channels, width), stride if i == 0 else 1, i == 0)
+        Slot(scaled_channels(channels, width), stride if i == 0 else 1, i == 0)
         for channels, stride, n_layers in STAGES
         for i in range(n_layers)
     )
@@ -277,7 +291,7 @@ def _slots(width: float) -> tuple[_Slot, ...]:
 
 def _dimensions() -> tuple[Dimension, ...]:
     dims: list[Dimension] = [Categorical("width", WIDTHS)]
-    for i, slot in enumerate(_slots(1.0), start=1):
+    for i, slot in enumerate(slots(1.0), start=1):
         dims += [Categorical(f"kernel_{i}", KERNELS), Categorical(f"expansion_{i}", EXPANSIONS)]
         if not slot.first:
             dims.append(Categorical(f"skip_{i}", (False, True)))
@@ -297,7 +311,7 @@ def _width_of(arch: MBConvArch, out: VectorWriter) -> float:
     raise out.error(f"stem{arch.stem}/head{arch.head} matches no width; expected one of {expected}")
 
 
-def _encode_slot(i: int, layer: MBLayer | None, slot: _Slot, out: VectorWriter) -> None:
+def _encode_slot(i: int, layer: MBLayer | None, slot: Slot, out: VectorWriter) -> None:
     if layer is None:
         if slot.first:
             raise out.error(f"slot {i} is the first of its stage and cannot be skipped")
@@ -305,6 +319,11 @@ def _encode_slot(i: int, layer: MBLayer | None, slot: _Slot, out: VectorWriter) 
         return
     if not slot.first:
         out[f"skip_{i}"] = False
+    if layer.se:
+        raise out.error(
+            f"slot {i} ({layer.to_str()}) has squeeze-and-excitation, which the BO encoding "
+            "does not cover (only the single-path search designs SE layers)"
+        )
     if (layer.out_channels, layer.stride) != (slot.channels, slot.stride):
         raise out.error(
             f"slot {i} ({layer.to_str()}) must have {slot.channels} output channels "
@@ -330,15 +349,19 @@ class MBConvFamily(NetworkFamily[MBConvArch]):
         return _DIMENSIONS
 
     def encode(self, arch: MBConvArch) -> list[Any]:
-        """The 18-value encoding; kernel/expansion of skipped slots get filler values."""
+        """The 18-value encoding; kernel/expansion of skipped slots get filler values.
+
+        Raises:
+            ArchitectureError: ``arch`` is outside the BO space, e.g. it has an SE layer.
+        """
         self.check_arch(arch)
         out = VectorWriter(self.name, _DIMENSIONS, arch.to_str())
         width = _width_of(arch, out)
         out["width"] = width
-        slots = _slots(width)
-        if len(arch.layers) != len(slots):
-            raise out.error(f"{len(arch.layers)} layer slots, the space has {len(slots)}")
-        for i, (layer, slot) in enumerate(zip(arch.layers, slots, strict=True), start=1):
+        space = slots(width)
+        if len(arch.layers) != len(space):
+            raise out.error(f"{len(arch.layers)} layer slots, the space has {len(space)}")
+        for i, (layer, slot) in enumerate(zip(arch.layers, space, strict=True), start=1):
             _encode_slot(i, layer, slot, out)
         return out.to_list()
 
@@ -347,7 +370,7 @@ class MBConvFamily(NetworkFamily[MBConvArch]):
         v = VectorReader(self.name, _DIMENSIONS, vector)
         width = v["width"]
         layers: list[MBLayer | None] = []
-        for i, slot in enumerate(_slots(width), start=1):
+        for i, slot in enumerate(slots(width), start=1):
             if not slot.first and v[f"skip_{i}"]:
                 layers.append(None)
                 continue

@@ -43,11 +43,25 @@ class TrainProgress:
 ProgressFn = Callable[[TrainProgress], None]
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Package version plus a hash of the sources that decide what training produces."""
+# Modules of the networks package that only one family's networks depend on; editing
+# one family (say, adding a layer option to mbconv) leaves the others' cached training valid.
+FAMILY_SOURCES = {"conv": ("plain_conv.py",), "mbconv": ("mbconv.py", "mbconv_blocks.py")}
+
+
+@lru_cache(maxsize=None)
+def code_version(family: str | None = None) -> str:
+    """Package version plus a hash of the sources that decide what training produces.
+
+    Args:
+        family: hash only the shared sources and this family's own modules (see
+            :data:`FAMILY_SOURCES`); None or a family not listed there hashes them all.
+    """
     root = Path(adaptive_cnn.__file__).parent
-    sources = sorted((root / "networks").glob("*.py")) + [Path(__file__)]
+    networks = sorted((root / "networks").glob("*.py"))
+    if family in FAMILY_SOURCES:
+        others = {f for name, files in FAMILY_SOURCES.items() if name != family for f in files}
+        networks = [path for path in networks if path.name not in others]
+    sources = networks + [Path(__file__)]
     sources += sorted((root.parent / "energy_models").glob("ops.py"))
     digest = hashlib.sha256()
     for path in sources:
@@ -117,7 +131,7 @@ def _identity(arch, dataset: DatasetSplits, config: TrainConfig, seed: int, thre
         "config": config.to_dict(),
         "seed": seed,
         "threads": threads,
-        "code_version": code_version(),
+        "code_version": code_version(arch.family),
         "torch": torch.__version__,
     }
 

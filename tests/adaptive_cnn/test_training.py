@@ -130,3 +130,20 @@ def test_cache_root_that_is_a_file_is_a_clear_error(digits, tmp_path):
     blocker.write_text("x")
     with pytest.raises(CacheError, match="cannot write the training cache"):
         train(SMALL, digits, TrainConfig(epochs=0.1), threads=1, cache=TrainingCache(blocker))
+
+
+def test_each_family_keys_its_training_on_its_own_sources():
+    """Editing one family's module must not invalidate another family's cached training."""
+    import inspect
+    from pathlib import Path
+
+    from adaptive_cnn.networks import get_family, list_networks
+    from adaptive_cnn.training import code_version
+    from adaptive_cnn.training.trainer import FAMILY_SOURCES
+
+    for name in list_networks():
+        module = Path(inspect.getfile(type(get_family(name)))).name
+        assert module in FAMILY_SOURCES[name]  # a new family must declare its own modules
+    versions = {code_version(name) for name in FAMILY_SOURCES}
+    assert len(versions) == len(FAMILY_SOURCES) and code_version() not in versions
+    assert code_version("conv") == code_version("conv")
