@@ -39,6 +39,13 @@ _FLAGS = {  # flag attribute -> DesignConfig field
     "cloud_latency_ms": "cloud_latency_ms",
     "threads": "threads",
     "rerank": "rerank",
+    "method": "method",
+    "search_epochs": "search_epochs",
+    "warmup_epochs": "warmup_epochs",
+    "lambda_trials": "lambda_trials",
+    "initial_lambda": "initial_lambda",
+    "stage1_share": "stage1_share",
+    "search_width": "search_width",
 }
 
 
@@ -52,7 +59,9 @@ def add_parser(commands) -> None:
             "subject to the device energy per image (predicted by the layer-wise model), "
             "bytes sent per image and the device's memory limit. Candidates predicted to "
             "break a budget are never trained. The best design is then trained fully and "
-            "evaluated once on the test split."
+            "evaluated once on the test split. With --method single-path, the first stage "
+            "is found instead by a single-path superkernel search over the mbconv family "
+            "with the predicted energy as a differentiable cost (Single-Path NAS)."
         ),
     )
     p.add_argument(
@@ -170,6 +179,54 @@ def add_parser(commands) -> None:
         help="start the search from random designs only, not from the family's hand-picked "
         "reference cascades",
     )
+    sp = p.add_argument_group("single-path search (--method single-path)")
+    sp.add_argument(
+        "--method",
+        choices=("bo", "single-path"),
+        help="bo: Bayesian optimisation over whole cascades (default); single-path: stage 1 "
+        "by a superkernel search of the mbconv family, later stages its reference networks",
+    )
+    sp.add_argument(
+        "--search-epochs",
+        type=float,
+        metavar="N",
+        help="supernet training epochs per search, warm-up included, on --proxy-subset "
+        "images (default 4)",
+    )
+    sp.add_argument(
+        "--warmup-epochs",
+        type=float,
+        metavar="N",
+        help="leading epochs in which only the weights train, thresholds frozen (default 1)",
+    )
+    sp.add_argument(
+        "--lambda-trials",
+        type=int,
+        metavar="N",
+        help="searches of the automatic energy weight lambda, at most (default 4)",
+    )
+    sp.add_argument(
+        "--initial-lambda",
+        type=float,
+        metavar="X",
+        help="lambda of the first search; loss = cross-entropy + lambda x ln(energy in mJ) "
+        "(default 0.5)",
+    )
+    sp.add_argument(
+        "--stage1-share",
+        type=float,
+        metavar="X",
+        help="share (0-1] of --budget the first network may cost (default 1 for a lone "
+        "local network, 0.5 when other stages follow)",
+    )
+    sp.add_argument(
+        "--search-width",
+        type=float,
+        choices=(0.5, 0.75, 1.0, 1.5),
+        metavar="W",
+        help="width multiplier of the supernet: 0.5, 0.75, 1.0 or 1.5 (default: the widest "
+        "whose cheapest network costs at most half the stage-1 budget)",
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
     p.add_argument(
         "--time-limit",
@@ -209,6 +266,8 @@ def resolve_config(args: argparse.Namespace):
             values[field] = tuple(value) if field == "families" else value
     if args.no_reference_seeds:
         values["reference_seeds"] = False
+    if values.get("method") == "single-path" and "families" not in values:
+        values["families"] = ("mbconv",)  # the only family the superkernel covers
     if args.budget is not None:
         values["budget_mj"] = parse_energy_mj(args.budget)
     elif isinstance(values.get("budget_mj"), str):
@@ -282,6 +341,10 @@ def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> 
     )
     bar = ProgressLine("design  ", enabled=not args.quiet)
     designer = Designer(config, dataset, costs, TrainingCache(cache_root), run_dir, bar.update)
+    if config.method == "single-path":
+        from adaptive_cnn.single_path.design import design_single_path
+
+        return design_single_path(designer, not args.no_baselines, say).summary
     done = designer.resume() if args.resume else 0
     if done:
         say(f"resuming {run_dir}: {done} finished evaluations re-told, none re-trained")
@@ -333,11 +396,26 @@ def format_result(s: dict, run_dir: Path) -> str:
         f"offload rate {s['offload_rate']:.1%}, {s['bytes_per_image']:.1f} bytes/image; "
         f"{s['evaluations']} evaluations, {s['trained_infeasible']} trained infeasible",
         f"energy: {s['energy_note']}",
+        *_single_path_lines(s.get("single_path")),
         *_baseline_lines(s.get("baselines", [])),
         f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, baselines.csv, "
         "stage*.pt, cloud.pt",
     ]
     return "\n".join(lines)
+
+
+def _single_path_lines(sp: dict | None) -> list[str]:
+    if not sp:
+        return []
+    lambdas = ", ".join(
+        f"{t['lambda']:.3g} -> {t['energy_mj']:.3g} mJ / {t['val_accuracy']:.1%}"
+        for t in sp["trials"]
+    )
+    return [
+        f"single-path search: {sp['search_epochs']:g} epochs, {sp['search_seconds']:.1f} s "
+        f"(width {sp['width']:g}); lambda {sp['lambda']:.3g} chosen of: {lambdas} "
+        f"(supernet validation accuracy, {sp['energy_label']} energy)"
+    ]
 
 
 def _baseline_lines(rows: list[dict]) -> list[str]:

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.networks.mbconv import WIDTHS as SEARCH_WIDTHS
 
 MODES = ("inner", "joint")
 STRATEGIES = ("bo", "bo-unaware", "random")
+METHODS = ("bo", "single-path")
+SINGLE_PATH_FAMILY = "mbconv"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,19 @@ class DesignConfig:
             feasible reference cascades it started from) are trained with the final
             budget and the best of them on validation is chosen (proxy training can
             misrank networks); 1 takes the search's best as it is.
+        method: ``bo`` (the Designer's Bayesian optimisation over whole cascades) or
+            ``single-path`` (stage 1 found by the superkernel search of
+            :mod:`adaptive_cnn.single_path`, later stages the family's reference
+            networks, thresholds solved by ``selector``).
+        search_epochs: single-path: supernet training epochs per search, warm-up included
+            (on ``proxy_subset`` training images).
+        warmup_epochs: single-path: leading epochs in which only the weights train.
+        lambda_trials: single-path: searches of the automatic lambda at most.
+        initial_lambda: single-path: the first search's energy weight lambda.
+        stage1_share: single-path: share of ``budget_mj`` the stage-1 network may cost
+            (None: all of it for a lone local network, half when later stages follow).
+        search_width: single-path: width multiplier of the supernet (None: the widest
+            whose cheapest network costs at most half the stage-1 budget).
     """
 
     budget_mj: float | None = None
@@ -79,6 +95,13 @@ class DesignConfig:
     threads: int | None = None
     reference_seeds: bool = True
     rerank: int = 3
+    method: str = "bo"
+    search_epochs: float = 4.0
+    warmup_epochs: float = 1.0
+    lambda_trials: int = 4
+    initial_lambda: float = 0.5
+    stage1_share: float | None = None
+    search_width: float | None = None
 
     def __post_init__(self) -> None:
         if self.budget_mj is None and self.min_accuracy is None:
@@ -104,6 +127,33 @@ class DesignConfig:
             raise ConfigError("trials, initial points and candidates must be >= 1")
         if self.rerank < 1:
             raise ConfigError(f"rerank must be >= 1, got {self.rerank}")
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "single-path":
+            self._check_single_path()
+
+    def _check_single_path(self) -> None:
+        if self.stage_families[0] != SINGLE_PATH_FAMILY:
+            raise ConfigError(
+                f"--method single-path searches the {SINGLE_PATH_FAMILY} family, but stage 1 "
+                f"is {self.stage_families[0]!r}: use --family {SINGLE_PATH_FAMILY}"
+            )
+        if self.budget_mj is None:
+            raise ConfigError("--method single-path needs an energy budget (--budget 2mJ)")
+        if not self.search_epochs > 0 or not 0 <= self.warmup_epochs < self.search_epochs:
+            raise ConfigError(
+                f"search epochs must be > 0 and warm-up epochs in [0, search epochs), got "
+                f"{self.search_epochs} and {self.warmup_epochs}"
+            )
+        if self.lambda_trials < 1 or not self.initial_lambda > 0:
+            raise ConfigError("lambda trials must be >= 1 and the initial lambda > 0")
+        if self.stage1_share is not None and not 0 < self.stage1_share <= 1:
+            raise ConfigError(f"stage-1 share must be in (0, 1], got {self.stage1_share}")
+        if self.search_width is not None and self.search_width not in SEARCH_WIDTHS:
+            raise ConfigError(
+                f"search width must be one of {', '.join(map(str, SEARCH_WIDTHS))}, "
+                f"got {self.search_width}"
+            )
 
     @property
     def stage_families(self) -> tuple[str, ...]:
@@ -111,6 +161,15 @@ class DesignConfig:
         if len(self.families) == 1:
             return self.families * self.local_stages
         return self.families
+
+    @property
+    def stage1_budget_mj(self) -> float | None:
+        """The budget of the stage-1 network alone (single-path; see ``stage1_share``)."""
+        if self.budget_mj is None:
+            return None
+        alone = self.local_stages == 1 and not self.has_cloud
+        share = self.stage1_share if self.stage1_share is not None else (1.0 if alone else 0.5)
+        return self.budget_mj * share
 
     @property
     def has_cloud(self) -> bool:

@@ -51,7 +51,11 @@ def write_plots(run_dir: Path, result: dict[str, Any], journal: list[dict[str, A
     ax.plot(np.arange(1, len(journal) + 1), 100 * best_so_far(journal), marker="o")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best feasible validation accuracy (%)")
-    ax.set_title(f"search ({result['config']['strategy']}, {result['config']['mode']})")
+    config = result["config"]
+    if config.get("method") == "single-path":
+        ax.set_title("single-path search (one design evaluated)")
+    else:
+        ax.set_title(f"search ({config['strategy']}, {config['mode']})")
     fig.tight_layout()
     fig.savefig(paths[0], dpi=120)
     plt.close(fig)

@@ -20,7 +20,7 @@ import yaml
 
 from adaptive_cnn.design.baselines import evaluate_baselines, solve_and_test
 from adaptive_cnn.design.designer import Designer, Evaluation
-from adaptive_cnn.design.final_choice import choose_final
+from adaptive_cnn.design.final_choice import FinalCandidate, choose_final
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
 
 CLOUD_WEIGHTS = "cloud.pt"
@@ -39,8 +39,28 @@ def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
     With ``baselines``, the fixed systems of :mod:`adaptive_cnn.design.baselines` are
     trained and tested the same way and reported beside the design.
     """
-    config, run_dir = designer.config, designer.run_dir
     chosen, ranked = choose_final(designer)
+    return write_design(designer, chosen, ranked, baselines)
+
+
+def write_design(
+    designer: Designer,
+    chosen: FinalCandidate,
+    ranked: list[FinalCandidate],
+    baselines: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> DesignResult:
+    """Evaluate a chosen design (networks trained with the final budget) on test once and
+    write the run folder; :func:`finalise` for BO, the single-path design likewise.
+
+    Args:
+        designer: the run's designer (settings, data, costs, cache, evaluations).
+        chosen: the design and its final-budget networks.
+        ranked: every design trained at the final budget to choose it.
+        baselines: also train and test the fixed baselines.
+        extra: method-specific entries added to the summary.
+    """
+    config, run_dir = designer.config, designer.run_dir
     best, results = chosen.evaluation, list(chosen.results)
     val = [r.val_probs for r in results]
     test = [r.test_probs for r in results]
@@ -58,6 +78,7 @@ def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
     summary = _summary(designer, best, thresholds, val_metrics, test_metrics, bound, results)
     summary["reranked"] = [c.to_row() for c in ranked]
     summary["baselines"] = evaluate_baselines(designer) if baselines else []
+    summary.update(extra or {})
     _write_files(designer, summary)
     return DesignResult(summary)
 
@@ -94,6 +115,7 @@ def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, 
             }
         )
     return {
+        "method": config.method,
         "energy_mj": test_metrics["energy_mj"],
         "budget_mj": config.budget_mj,
         "min_accuracy": config.min_accuracy,

@@ -1,0 +1,100 @@
+"""The superkernel search on digits (tiny budgets) and the automatic lambda (fake searches)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.networks import create_network, get_family, parse_arch
+from adaptive_cnn.single_path import (
+    SearchConfig,
+    SearchResult,
+    SinglePathError,
+    run_search,
+    search_lambda,
+    supernet_costs,
+)
+
+TINY = SearchConfig(
+    epochs=3, warmup_epochs=1, subset=192, batch_size=32, threshold_lr=0.05, width=0.5
+)
+
+
+@pytest.fixture(scope="module")
+def costs(predictor, digits):
+    return supernet_costs(predictor, digits.input_shape, digits.num_classes, 0.5)
+
+
+def test_search_is_deterministic_and_its_arch_round_trips(digits, costs) -> None:
+    first = run_search(digits, costs, TINY, seed=3, threads=1)
+    again = run_search(digits, costs, TINY, seed=3, threads=1)
+    assert (first.arch, first.history, first.thresholds) == (
+        again.arch,
+        again.history,
+        again.thresholds,
+    )
+    assert first.val_accuracy == again.val_accuracy
+    arch = parse_arch(first.arch)
+    assert f"mbconv:{get_family('mbconv').from_str(arch.to_str()).to_str()}" == first.arch
+    net = create_network(first.arch, digits.input_shape, digits.num_classes)
+    assert net(torch.zeros(2, *digits.input_shape)).shape == (2, 10)
+    assert first.energy_mj == pytest.approx(costs.energy_mj(arch))
+    assert [row["epoch"] for row in first.history] == [1.0, 2.0, 3.0]
+    assert first.epochs == 3 and first.seconds > 0
+
+
+def test_a_large_lambda_finds_a_cheaper_network(digits, costs) -> None:
+    free = run_search(digits, costs, TINY, seed=0, threads=1)
+    taxed = run_search(digits, costs, dataclasses.replace(TINY, lam=20.0), seed=0, threads=1)
+    assert taxed.energy_mj < free.energy_mj
+    # during warm-up (epoch 1) the thresholds do not move: every option is still on
+    assert taxed.history[0]["arch"] == free.history[0]["arch"]
+    assert taxed.history[0]["expected_energy_mj"] == pytest.approx(
+        costs.fixed_mj + costs.corners_mj[:, 1, 1, 1].sum(), rel=1e-6
+    )
+
+
+def test_search_config_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="warm-up"):
+        SearchConfig(epochs=1, warmup_epochs=1)
+    with pytest.raises(ConfigError, match="budget_mj"):
+        SearchConfig(cost_form="budget")
+
+
+def _fake(energy_of):
+    calls = []
+
+    def run(lam: float) -> SearchResult:
+        calls.append(lam)
+        energy = energy_of(lam)
+        accuracy = energy / (1.0 + energy)  # costlier networks are more accurate
+        return SearchResult(f"mbconv:{lam}", energy, accuracy, lam, 1.0, 0.1)
+
+    return run, calls
+
+
+def test_lambda_search_brackets_then_bisects() -> None:
+    run, calls = _fake(lambda lam: 10.0 / (1.0 + lam))  # cheaper with lambda
+    found = search_lambda(run, budget_mj=4.0, trials=4, initial=0.5, factor=4.0)
+    # 0.5 -> 6.67 mJ (over) => x4: 2 -> 3.33 (within) => sqrt(0.5 * 2) = 1 -> 5 (over)
+    # => sqrt(1 * 2)
+    assert calls == pytest.approx([0.5, 2.0, 1.0, math.sqrt(2.0)])
+    assert found.best.lam == 2.0  # the only one within the budget (sqrt 2 -> 4.14 mJ)
+    assert [t.lam for t in found.trials] == calls
+
+
+def test_lambda_search_prefers_accuracy_among_feasible_trials() -> None:
+    run, calls = _fake(lambda lam: 1.0 / (1.0 + lam))  # always within a 2 mJ budget
+    found = search_lambda(run, budget_mj=2.0, trials=3, initial=1.0, factor=2.0)
+    assert calls == [1.0, 0.5, 0.25]  # meets the budget: lambda goes down
+    assert found.best.lam == 0.25  # the costliest network is the most accurate
+
+
+def test_lambda_search_without_a_feasible_trial_is_an_error() -> None:
+    run, _ = _fake(lambda lam: 5.0)
+    with pytest.raises(SinglePathError, match="no single-path search met the 1 mJ budget"):
+        search_lambda(run, budget_mj=1.0, trials=2)
