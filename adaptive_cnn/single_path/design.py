@@ -32,7 +32,13 @@ from adaptive_cnn.networks import get_family
 from adaptive_cnn.networks.mbconv import WIDTHS
 from adaptive_cnn.single_path.cost import SupernetCosts, supernet_costs
 from adaptive_cnn.single_path.lambda_search import LambdaSearch, SinglePathError, search_lambda
-from adaptive_cnn.single_path.search import SearchConfig, SearchResult, run_search
+from adaptive_cnn.single_path.search import (
+    SearchConfig,
+    SearchResult,
+    WarmStart,
+    run_search,
+    warm_up,
+)
 from adaptive_cnn.training import train
 from energy_models.predictor import EnergyPredictor
 from selector import CascadeData, evaluate
@@ -123,10 +129,17 @@ def design_single_path(
         width=width,
     )
     say(f"single-path search at width {width:g}: stage 1 within {budget:.3g} mJ")
+    warm = warm_up(dataset, costs, base, config.seed, threads=config.threads)
+    say(f"  warm-up (weights only, shared by every lambda): {warm.seconds:.1f} s")
 
     def run(lam: float) -> SearchResult:
         found = run_search(
-            dataset, costs, dataclasses.replace(base, lam=lam), config.seed, threads=config.threads
+            dataset,
+            costs,
+            dataclasses.replace(base, lam=lam),
+            config.seed,
+            threads=config.threads,
+            warm=warm,
         )
         say(
             f"  lambda {lam:.4g}: {found.arch} {found.energy_mj:.3g} mJ, supernet val "
@@ -137,8 +150,8 @@ def design_single_path(
     found = search_lambda(run, budget, config.lambda_trials, config.initial_lambda)
     stages = (found.best.arch, *later_stages(designer, found.best.arch))
     say(f"training {' | '.join(stages)} ({config.final_epochs:g} epochs); testing once")
-    chosen = _evaluate(designer, stages, sum(t.seconds for t in found.trials))
-    extra = {"single_path": _report(found, base, costs)}
+    chosen = _evaluate(designer, stages, warm.seconds + sum(t.seconds for t in found.trials))
+    extra = {"single_path": _report(found, warm, base, costs)}
     return write_design(designer, chosen, [chosen], baselines, extra)
 
 
@@ -173,7 +186,9 @@ def _evaluate(designer: Designer, stages: tuple[str, ...], seconds: float) -> Fi
     return FinalCandidate(evaluation, results, metrics, evaluation.loss)
 
 
-def _report(found: LambdaSearch, base: SearchConfig, costs: SupernetCosts) -> dict[str, Any]:
+def _report(
+    found: LambdaSearch, warm: WarmStart, base: SearchConfig, costs: SupernetCosts
+) -> dict[str, Any]:
     trials = [t.to_dict() for t in found.trials]
     return {
         "arch": found.best.arch,
@@ -181,8 +196,11 @@ def _report(found: LambdaSearch, base: SearchConfig, costs: SupernetCosts) -> di
         "energy_label": "estimated" if costs.estimated else "predicted from measured power",
         "lambda": found.best.lam,
         "width": base.width,
-        "search_epochs": sum(t.epochs for t in found.trials),
-        "search_seconds": sum(t.seconds for t in found.trials),
+        # the shared warm-up once, then each lambda trial's own epochs
+        "search_epochs": warm.epochs + sum(t.epochs for t in found.trials),
+        "search_seconds": warm.seconds + sum(t.seconds for t in found.trials),
+        "warmup_epochs": warm.epochs,
+        "warmup_seconds": warm.seconds,
         "search": {k: v for k, v in base.to_dict().items() if k != "lam"},
         "trials": trials,
     }

@@ -8,11 +8,16 @@ indicator is on and every weight is trained), weights and thresholds train toget
 
 where ``E`` is the supernet's differentiable expected energy (mJ, :mod:`.cost`). The
 result is the architecture the final indicators select, a normal ``mbconv`` string.
+
+The warm-up does not depend on lambda, so the automatic lambda search runs it once
+(:func:`warm_up`) and starts every trial from it: a warm-started search equals a search
+run from scratch with the same seed and settings, for the post-warm-up epochs only.
 Everything is seeded: the same seed, data and threads give the same result.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -128,6 +133,30 @@ class SearchResult:
         }
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """The supernet, optimiser and schedule right after the warm-up, and what it cost.
+
+    Attributes:
+        key: the settings and seed the warm-up depends on (lambda excluded).
+        states: state dicts of the supernet, the weights' optimiser and its schedule.
+        epochs: warm-up epochs trained.
+        seconds: wall time of the warm-up.
+        history: its per-epoch rows.
+    """
+
+    key: tuple
+    states: dict[str, Any]
+    epochs: float
+    seconds: float
+    history: tuple[dict[str, Any], ...] = ()
+
+
+def _warm_key(config: SearchConfig, seed: int) -> tuple:
+    fields = {k: v for k, v in config.to_dict().items() if k not in ("lam", "cost_form")}
+    return (*sorted(fields.items()), ("seed", seed))
+
+
 def energy_term(energy_mj: torch.Tensor, config: SearchConfig) -> torch.Tensor:
     """The energy part of the loss, without lambda."""
     if config.cost_form == "log":
@@ -143,6 +172,7 @@ def run_search(
     *,
     threads: int | None = None,
     progress: Callable[[int, int, float], Any] | None = None,
+    warm: WarmStart | None = None,
 ) -> SearchResult:
     """Search the ``mbconv`` space of the supernet at ``config.width`` on ``dataset``.
 
@@ -153,7 +183,14 @@ def run_search(
         seed: seeds the weights, the training subset and the batch order.
         threads: torch intra-op threads (None: torch's current setting).
         progress: called with (step, total_steps, expected energy in mJ) every epoch.
+        warm: start after this warm-up (:func:`warm_up` with the same settings and seed);
+            the result's ``epochs`` and ``seconds`` then count only this call's training.
+
+    Raises:
+        ConfigError: ``warm`` came from other settings or another seed.
     """
+    if warm is not None and warm.key != _warm_key(config, seed):
+        raise ConfigError("the warm start was made with other search settings or seed")
     started = time.perf_counter()
     with torch_threads(threads):
         torch.manual_seed(seed)
@@ -164,7 +201,7 @@ def run_search(
             config.search_se,
             config.temperature,
         )
-        history = _train(net, dataset, costs, config, seed, progress)
+        history = _train(net, dataset, costs, config, seed, progress, warm)
         arch = net.derive_arch()
         probs = predict_probs(net, dataset.val.images, dataset.preprocessing)
     return SearchResult(
@@ -172,7 +209,7 @@ def run_search(
         energy_mj=costs.energy_mj(arch),
         val_accuracy=accuracy(probs, dataset.val.labels),
         lam=config.lam,
-        epochs=config.epochs,
+        epochs=config.epochs - (warm.epochs if warm is not None else 0.0),
         seconds=time.perf_counter() - started,
         thresholds={
             f"{i}.{name}": t.item()
@@ -183,7 +220,41 @@ def run_search(
     )
 
 
-def _train(net, dataset, costs, config, seed, progress) -> list[dict[str, Any]]:
+def warm_up(
+    dataset: DatasetSplits,
+    costs: SupernetCosts,
+    config: SearchConfig,
+    seed: int = 0,
+    *,
+    threads: int | None = None,
+) -> WarmStart:
+    """Train only the warm-up of :func:`run_search` (weights only; lambda plays no part)."""
+    started = time.perf_counter()
+    with torch_threads(threads):
+        torch.manual_seed(seed)
+        net = SinglePathSupernet(
+            dataset.input_shape,
+            dataset.num_classes,
+            config.width,
+            config.search_se,
+            config.temperature,
+        )
+        kept: dict[str, Any] = {}
+        history = _train(net, dataset, costs, config, seed, None, None, kept)
+    return WarmStart(
+        key=_warm_key(config, seed),
+        states=kept,
+        epochs=config.warmup_epochs,
+        seconds=time.perf_counter() - started,
+        history=tuple(history),
+    )
+
+
+def _train(
+    net, dataset, costs, config, seed, progress, warm=None, keep_warm=None
+) -> list[dict[str, Any]]:
+    """Train the supernet; from ``warm`` if given; with ``keep_warm`` (a dict), stop after
+    the warm-up and put the states there."""
     data = _training_subset(dataset.train, config.subset, seed)
     images = torch.from_numpy(data.images)
     labels = torch.from_numpy(data.labels.astype("int64"))
@@ -198,8 +269,17 @@ def _train(net, dataset, costs, config, seed, progress) -> list[dict[str, Any]]:
     thresholds = torch.optim.Adam(net.threshold_parameters(), config.threshold_lr)
     generator = torch.Generator().manual_seed(seed)
     loss_fn, history = nn.CrossEntropyLoss(), []
+    if warm is not None:
+        net.load_state_dict(warm.states["net"])
+        weights.load_state_dict(warm.states["weights"])
+        schedule.load_state_dict(warm.states["schedule"])
+        history = list(warm.history)
     net.train()
     for step, batch in enumerate(_batches(len(data), config.batch_size, total, generator), 1):
+        if warm is not None and step <= warmup:
+            continue  # trained by the warm-up; the batch order is replayed, not the work
+        if keep_warm is not None and step > warmup:
+            break
         searching = step > warmup
         weights.zero_grad(set_to_none=True)
         thresholds.zero_grad(set_to_none=True)
@@ -215,6 +295,12 @@ def _train(net, dataset, costs, config, seed, progress) -> list[dict[str, Any]]:
             history.append(_history_row(net, step, steps_per_epoch, loss, ce, energy))
             if progress:
                 progress(step, total, energy.item())
+    if keep_warm is not None:
+        keep_warm.update(
+            net=copy.deepcopy(net.state_dict()),
+            weights=copy.deepcopy(weights.state_dict()),
+            schedule=copy.deepcopy(schedule.state_dict()),
+        )
     net.eval()
     return history
 

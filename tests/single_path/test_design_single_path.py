@@ -55,7 +55,8 @@ def test_single_path_design_writes_a_run_folder(predictor_file, tmp_path, capsys
     sp = result["single_path"]
     assert sp["arch"] == stage["arch"] and sp["energy_label"] == "estimated"
     assert stage["energy_mj"] == pytest.approx(sp["energy_mj"]) and sp["energy_mj"] <= 15.0
-    assert 1 <= len(sp["trials"]) <= 2 and sp["search_epochs"] == 2 * len(sp["trials"])
+    assert 1 <= len(sp["trials"]) <= 2 and sp["warmup_epochs"] == 1
+    assert sp["search_epochs"] == 1 + len(sp["trials"])  # warm-up once, then 1 epoch each
     assert sp["search_seconds"] > 0 and result["evaluations"] == 1
     run = tmp_path / "run"
     for name in ("config.yaml", "design.yaml", "result.json", "search.csv", "stage1.pt"):

@@ -98,3 +98,21 @@ def test_lambda_search_without_a_feasible_trial_is_an_error() -> None:
     run, _ = _fake(lambda lam: 5.0)
     with pytest.raises(SinglePathError, match="no single-path search met the 1 mJ budget"):
         search_lambda(run, budget_mj=1.0, trials=2)
+
+
+def test_a_warm_started_search_equals_one_from_scratch(digits, costs) -> None:
+    from adaptive_cnn.single_path.search import warm_up
+
+    config = dataclasses.replace(TINY, lam=2.0)
+    warm = warm_up(digits, costs, config, seed=5, threads=1)
+    assert warm.epochs == 1 and [row["epoch"] for row in warm.history] == [1.0]
+    scratch = run_search(digits, costs, config, seed=5, threads=1)
+    started = run_search(digits, costs, config, seed=5, threads=1, warm=warm)
+    assert (started.arch, started.thresholds) == (scratch.arch, scratch.thresholds)
+    for a, b in zip(started.history, scratch.history, strict=True):
+        assert a["arch"] == b["arch"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    assert started.epochs == 2 and scratch.epochs == 3  # the warm-up is counted once
+    other = run_search(digits, costs, dataclasses.replace(config, lam=0.1), 5, warm=warm)
+    assert other.history[0] == started.history[0]  # one warm-up serves every lambda
+    with pytest.raises(ConfigError, match="warm start"):
+        run_search(digits, costs, config, seed=6, threads=1, warm=warm)
