@@ -14,6 +14,7 @@ from adaptive_cnn.cli import (
     device_commands,
     energy_commands,
     export_command,
+    reproduce_command,
     serve_command,
     train_command,
 )
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.add_parser(commands)
     classify_command.add_parser(commands)
     export_command.add_parser(commands)
+    reproduce_command.add_parser(commands)
     return parser
 
 
