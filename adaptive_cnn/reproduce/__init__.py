@@ -19,7 +19,13 @@ from adaptive_cnn.reproduce.registry import (
 from adaptive_cnn.reproduce.writer import ResultWriter
 
 # Registered on import; the order does not matter (listed by name).
-from adaptive_cnn.reproduce import neuralpower, offload  # noqa: E402, F401  isort: skip
+from adaptive_cnn.reproduce import (  # noqa: E402, F401  isort: skip
+    adaptive,
+    hyperpower,
+    neuralpower,
+    offload,
+    single_path_nas,
+)
 
 __all__ = [
     "Experiment",

@@ -1,0 +1,485 @@
+"""Searches and fixed systems shared by the ``adaptive`` and ``hyperpower`` experiments.
+
+The rules are those of ``benchmarks/design_quality.py`` so that a journal root written by
+either is reused by the other: per seed, the family's reference networks are trained with
+the final budget, the most accurate on validation is the **best single**, and the search
+budget is its predicted energy / ``target_ratio``; each search journals to
+``RUN/seedS/NAME/journal.jsonl`` beside a ``config.json`` of its :class:`DesignConfig`, and
+resumes from it (an evaluation already journalled is never trained again; every network
+comes through the content-addressed training cache). A journal whose ``config.json``
+belongs to other settings (dataset, budget, strategy...) is refused, never mixed in.
+
+Device energies are the layer-wise predictor's: estimates wherever its power is declared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptive_cnn.reproduce.registry import ReproduceError
+
+JOURNAL, SEARCH_CONFIG = "journal.jsonl", "config.json"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_PREDICTOR = REPO_ROOT / "benchmarks" / "results" / "predictor-torch-full.json"
+#: design_quality's searches: name -> (strategy, threshold mode)
+SEARCHES = {
+    "bo": ("bo", "inner"),
+    "bo-unaware": ("bo-unaware", "inner"),
+    "random": ("random", "inner"),
+}
+PAIRS = (("small", "medium"), ("small", "large"), ("medium", "large"))
+#: DesignConfig fields a reused journal must share with the requested search (the rest,
+#: such as trials, rerank or final epochs, do not change the journalled evaluations).
+JOURNAL_KEYS = (
+    "dataset",
+    "data_dir",
+    "split_seed",
+    "local_stages",
+    "families",
+    "link",
+    "device",
+    "mode",
+    "strategy",
+    "seed",
+    "proxy_epochs",
+    "proxy_subset",
+    "initial_points",
+    "candidates",
+    "metric",
+    "threads",
+    "reference_seeds",
+    "min_accuracy",
+    "max_bytes",
+)
+FULL = {  # the settings of the design_quality v2 runs, so their trainings are reused
+    "dataset": "fashion-mnist",
+    "seeds": [0, 1, 2],
+    "trials": 10,
+    "initial_points": 4,
+    "candidates": 300,
+    "proxy_subset": 4000,
+    "proxy_epochs": 1.0,
+    "final_epochs": 3.0,
+    "rerank": 3,
+    "threads": 1,
+}
+QUICK = {
+    "dataset": "digits",
+    "seeds": [0],
+    "trials": 3,
+    "initial_points": 3,  # no GP step: its fit dominates a few-second run
+    "candidates": 40,
+    "proxy_subset": 300,
+    "proxy_epochs": 1.0,
+    "final_epochs": 1.0,
+    "rerank": 1,
+    "threads": 1,
+}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The resolved settings of the searches and trainings of one experiment run."""
+
+    dataset: str
+    seeds: tuple[int, ...]
+    trials: int
+    initial_points: int
+    candidates: int
+    proxy_subset: int | None
+    proxy_epochs: float
+    final_epochs: float
+    rerank: int
+    threads: int | None
+    family: str = "conv"
+    device: str = "local"
+    data_dir: str | None = None
+    reference_seeds: bool = True
+    target_ratio: float = 2.5
+    iso_points: float = 0.5
+    budget_mj: float | None = None
+
+    def design_config(
+        self, seed: int, strategy: str, mode: str, budget_mj: float, stages: int = 2
+    ) -> Any:
+        """The search's :class:`DesignConfig`, field for field as design_quality builds it."""
+        from adaptive_cnn.design import DesignConfig
+
+        return DesignConfig(
+            budget_mj=budget_mj,
+            dataset=self.dataset,
+            data_dir=self.data_dir,
+            local_stages=stages,
+            families=(self.family,),
+            link="none",
+            device=self.device,
+            mode=mode,
+            strategy=strategy,
+            trials=self.trials,
+            initial_points=self.initial_points,
+            candidates=self.candidates,
+            seed=seed,
+            proxy_epochs=self.proxy_epochs,
+            proxy_subset=self.proxy_subset,
+            final_epochs=self.final_epochs,
+            threads=self.threads,
+            reference_seeds=self.reference_seeds,
+            rerank=self.rerank,
+        )
+
+
+def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
+    """The options ``adaptive`` and ``hyperpower`` share (defaults: FULL, or QUICK)."""
+    full, quick = FULL, QUICK
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help=seeds_help)
+    p.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help=f"evaluations per search (default {full['trials']}; --quick {quick['trials']})",
+    )
+    p.add_argument(
+        "--proxy-subset",
+        type=int,
+        metavar="N",
+        help=f"training images per proxy training (default {full['proxy_subset']})",
+    )
+    p.add_argument("--proxy-epochs", type=float, metavar="E", help="epochs per proxy training")
+    p.add_argument(
+        "--final-epochs",
+        type=float,
+        metavar="E",
+        help=f"epochs of reference and final networks (default {full['final_epochs']:g})",
+    )
+    p.add_argument("--initial-points", type=int, metavar="N", help="random points before the GP")
+    p.add_argument("--candidates", type=int, metavar="N", help="acquisition candidates per step")
+    p.add_argument("--rerank", type=int, metavar="K", help="designs re-ranked at full training")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads (default 1; cache key)")
+    p.add_argument("--dataset", help=f"default {full['dataset']}; --quick {quick['dataset']}")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder, if not the default")
+    p.add_argument("--family", default="conv", help="network family (default conv)")
+    p.add_argument("--device", default="local", help="device profile (default local)")
+    p.add_argument(
+        "--predictor",
+        type=Path,
+        metavar="FILE",
+        help="energy predictor (default benchmarks/results/predictor-torch-full.json if "
+        "present, else this machine's, as acnn design gets it)",
+    )
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="training cache (default acnn's)")
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="search journals RUN/seedS/NAME, reused when they match (default OUT/searches; "
+        "e.g. benchmarks/results/design_quality_v2)",
+    )
+    p.add_argument(
+        "--no-reference-seeds",
+        action="store_true",
+        help="searches start from random designs, not the family's reference cascades",
+    )
+    p.add_argument(
+        "--target-ratio",
+        type=float,
+        default=2.5,
+        help="search budget = best single network's predicted energy / this (default 2.5)",
+    )
+    p.add_argument(
+        "--iso-points",
+        type=float,
+        default=0.5,
+        help="iso-accuracy: within this many points of the best single (default 0.5)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> SearchSettings:
+    """Flags over the --quick or full defaults; bad values are one-line errors."""
+    base = QUICK if args.quick else FULL
+    pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
+    if pick["trials"] < 1 or not pick["seeds"]:
+        raise ReproduceError("--trials must be >= 1 and --seeds must name at least one seed")
+    if len(set(pick["seeds"])) != len(pick["seeds"]):
+        raise ReproduceError(f"--seeds repeats a seed: {pick['seeds']}")
+    if not args.target_ratio > 0 or not args.iso_points >= 0:
+        raise ReproduceError("--target-ratio must be > 0 and --iso-points >= 0")
+    return SearchSettings(
+        **{**pick, "seeds": tuple(pick["seeds"])},
+        family=args.family,
+        device=args.device,
+        data_dir=None if args.data_dir is None else str(args.data_dir),
+        reference_seeds=not args.no_reference_seeds,
+        target_ratio=args.target_ratio,
+        iso_points=args.iso_points,
+        budget_mj=getattr(args, "budget", None),
+    )
+
+
+def resolve_predictor(args: argparse.Namespace, device: Any, cache_root: Path, say) -> Path:
+    """--predictor, else the repository's full predictor, else this machine's default."""
+    from adaptive_cnn.design import default_predictor
+
+    if args.predictor is not None:
+        if not args.predictor.is_file():
+            raise ReproduceError(f"--predictor {args.predictor}: no such file")
+        return args.predictor
+    if REPO_PREDICTOR.is_file():
+        return REPO_PREDICTOR
+    return default_predictor(device, cache_root, say)
+
+
+# --- journals ------------------------------------------------------------------------
+
+
+def journal_mismatches(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Settings where a journal's saved config differs from the wanted one (readable).
+
+    The budget is compared with a relative tolerance of 1e-9 (it is a derived float);
+    every other key in :data:`JOURNAL_KEYS` must be equal. Keys missing from ``saved``
+    are skipped (older journals lack newer fields).
+    """
+    found = []
+    a, b = saved.get("budget_mj"), wanted.get("budget_mj")
+    if a is not None and b is not None and not math.isclose(a, b, rel_tol=1e-9):
+        found.append(f"budget_mj {a:.6g} (wanted {b:.6g})")
+    for key in JOURNAL_KEYS:
+        if key in saved and _norm(saved[key]) != _norm(wanted.get(key)):
+            found.append(f"{key} {saved[key]!r} (wanted {wanted.get(key)!r})")
+    return found
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def saved_config(run_dir: Path) -> dict[str, Any] | None:
+    """The journal folder's config.json, or None when there is none."""
+    path = run_dir / SEARCH_CONFIG
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReproduceError(f"{path} is not valid JSON: {exc}") from None
+
+
+def check_journal(run_dir: Path, config: Any) -> None:
+    """Refuse a journal folder whose config.json belongs to other settings."""
+    saved = saved_config(run_dir)
+    if saved is None:
+        if (run_dir / JOURNAL).exists():
+            raise ReproduceError(
+                f"{run_dir} holds a journal but no {SEARCH_CONFIG}: its settings are unknown"
+            )
+        return
+    wrong = journal_mismatches(saved, config.to_dict())
+    if wrong:
+        raise ReproduceError(
+            f"{run_dir} belongs to another search: {'; '.join(wrong)}; pass matching options "
+            "or another --run-dir"
+        )
+
+
+def journal_records(run_dir: Path, trials: int) -> list[dict[str, Any]]:
+    """The first ``trials`` journalled evaluations, by index (a longer run counts so far)."""
+    from energy_models.profile_store import read_records
+
+    return sorted(read_records(run_dir / JOURNAL), key=lambda r: r["index"])[:trials]
+
+
+def saved_budget(seed_dir: Path, names: Sequence[str]) -> float | None:
+    """The budget the seed's existing searches were run with (they must agree), or None."""
+    budgets = {}
+    for name in names:
+        saved = saved_config(seed_dir / name)
+        if saved is not None and saved.get("budget_mj") is not None:
+            budgets[name] = float(saved["budget_mj"])
+    if not budgets:
+        return None
+    first = next(iter(budgets.values()))
+    if any(not math.isclose(b, first, rel_tol=1e-9) for b in budgets.values()):
+        shown = ", ".join(f"{k} {v:.6g} mJ" for k, v in budgets.items())
+        raise ReproduceError(f"{seed_dir}: its searches disagree on the budget ({shown})")
+    return first
+
+
+# --- the bench: trainings, searches, fixed systems -----------------------------------
+
+
+class DesignBench:
+    """Everything a seed needs: dataset, link-free cost model, cache, journal root.
+
+    Args:
+        settings: the resolved settings.
+        dataset: the splits (search on val, report on test).
+        costs: the all-local :class:`CostModel` (link ``none``).
+        cache: the training cache.
+        run_root: the journal root (``RUN/seedS/NAME``).
+        say: one progress line.
+    """
+
+    def __init__(self, settings: SearchSettings, dataset, costs, cache, run_root: Path, say):
+        from adaptive_cnn.networks import get_family
+
+        self.settings, self.dataset, self.costs, self.cache = settings, dataset, costs, cache
+        self.run_root, self.say = Path(run_root), say
+        refs = get_family(settings.family).references()
+        self.refs = {k: f"{settings.family}:{a.to_str()}" for k, a in refs.items()}
+
+    def final(self, arch: str, seed: int):
+        """``arch`` trained with the final budget (from the cache when it was before)."""
+        from adaptive_cnn.training import TrainConfig, train
+
+        config = TrainConfig(epochs=self.settings.final_epochs)
+        return train(
+            arch, self.dataset, config, seed, threads=self.settings.threads, cache=self.cache
+        )
+
+    def singles(self, seed: int) -> dict[str, dict[str, Any]]:
+        """The reference networks: accuracy (val, test) and predicted energy."""
+        self.say(f"seed {seed}: reference networks ({self.settings.final_epochs:g} epochs)")
+        rows = {}
+        for name, arch in self.refs.items():
+            result = self.final(arch, seed)
+            rows[name] = {
+                "arch": arch,
+                "val_accuracy": result.val_accuracy,
+                "test_accuracy": result.test_accuracy,
+                "energy_mj": self.costs.local(arch).energy_mj,
+            }
+        return rows
+
+    def budget(self, singles: Mapping[str, Mapping[str, Any]]) -> tuple[str, float, float]:
+        """(best single's name, search budget in mJ, validation accuracy target)."""
+        best = max(singles, key=lambda n: (singles[n]["val_accuracy"], -singles[n]["energy_mj"]))
+        row = singles[best]
+        return (
+            best,
+            row["energy_mj"] / self.settings.target_ratio,
+            row["val_accuracy"] - self.settings.iso_points / 100,
+        )
+
+    def search(
+        self, seed: int, name: str, strategy: str, mode: str, budget_mj: float, stages: int = 2
+    ):
+        """Run (or resume, or only read) one search; its Designer, first ``trials`` kept."""
+        from adaptive_cnn.design import Designer
+
+        config = self.settings.design_config(seed, strategy, mode, budget_mj, stages)
+        run_dir = self.run_root / f"seed{seed}" / name
+        check_journal(run_dir, config)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if saved_config(run_dir) is None:
+            (run_dir / SEARCH_CONFIG).write_text(json.dumps(dataclasses.asdict(config)) + "\n")
+
+        def progress(step: int, total: int, message: str) -> None:
+            self.say(f"seed {seed} {name}: {step}/{total} {message}")
+
+        designer = Designer(config, self.dataset, self.costs, self.cache, run_dir, progress)
+        done = designer.resume()
+        if done < config.trials:
+            self.say(f"seed {seed} {name}: {done} journalled, searching to {config.trials}")
+            designer.run()
+        designer.evaluations = sorted(designer.evaluations, key=lambda e: e.index)[: config.trials]
+        return designer
+
+    def iso_system(
+        self,
+        results: Sequence[Any],
+        stage_costs: Any,
+        target: float,
+        with_oracle: bool = False,
+    ) -> dict[str, Any]:
+        """Thresholds of least energy reaching ``target`` on val; test metrics under them.
+
+        Args:
+            results: per stage, an object with ``val_probs`` and ``test_probs``.
+            stage_costs: the stages' :class:`StageCosts` (a cloud stage last, if any).
+            target: the validation accuracy to reach (iso-accuracy).
+            with_oracle: also the oracle bound of these networks at the test accuracy.
+        """
+        from selector import CascadeData, evaluate, optimise_thresholds, oracle
+
+        labels_val, labels_test = self.dataset.val.labels, self.dataset.test.labels
+        val = CascadeData.from_probs([r.val_probs for r in results], labels_val, "margin")
+        test = CascadeData.from_probs([r.test_probs for r in results], labels_test, "margin")
+        choice = optimise_thresholds(val, stage_costs, min_accuracy=min(max(target, 0.0), 1.0))
+        thresholds = np.asarray(choice.thresholds, dtype=float)
+        m = evaluate(test, stage_costs, thresholds).metrics_at(0)
+        row = {
+            "thresholds": list(choice.thresholds),
+            "val_accuracy": evaluate(val, stage_costs, thresholds).metrics_at(0)["accuracy"],
+            "test_accuracy": m["accuracy"],
+            "energy_mj": m["energy_mj"],
+            "offload_rate": m["offload_rate"],
+            "exit_fractions": m["exit_fractions"],
+            "stage_energy_mj": [float(e) for e in stage_costs.energy_mj],
+            "val_target_met": choice.feasible,
+        }
+        if with_oracle:
+            row["oracle"] = oracle(test, stage_costs, min_accuracy=m["accuracy"]).to_dict()
+        return row
+
+
+def open_bench(
+    settings: SearchSettings, args: argparse.Namespace, run_root: Path, say: Callable
+) -> tuple[DesignBench, Any]:
+    """Load the dataset, device, predictor and cache; the bench and the predictor."""
+    from adaptive_cnn.data import load_dataset
+    from adaptive_cnn.design import CostModel
+    from adaptive_cnn.training import TrainingCache, default_cache_dir
+    from energy_models.devices import load_device
+    from energy_models.predictor import EnergyPredictor
+
+    cache_root = args.cache_dir or default_cache_dir()
+    device = load_device(settings.device)
+    predictor_path = resolve_predictor(args, device, cache_root, say)
+    predictor = EnergyPredictor.load(predictor_path)
+    say(f"loading {settings.dataset}; predictor {predictor_path}")
+    dataset = load_dataset(settings.dataset, data_dir=settings.data_dir, seed=0)
+    costs = CostModel(
+        predictor, device, "none", dataset.input_shape, dataset.num_classes, cloud_latency_ms=0
+    )
+    bench = DesignBench(settings, dataset, costs, TrainingCache(cache_root), run_root, say)
+    bench.predictor_path = predictor_path
+    return bench, predictor
+
+
+def energy_label(predictor: Any) -> str:
+    """``estimated`` (declared power) or ``measured``."""
+    return "estimated" if predictor.estimated else "measured"
+
+
+def proxy_train_seconds(bench: DesignBench, seed: int, archs) -> dict[str, float | None]:
+    """Per architecture, the seconds its proxy training took when it was trained, read
+    from the training cache (None when the cache lacks it); nothing is trained."""
+    from adaptive_cnn.networks import parse_arch
+    from adaptive_cnn.training import TrainConfig
+    from adaptive_cnn.training.cache import cache_key
+    from adaptive_cnn.training.trainer import _identity, torch_threads
+
+    s = bench.settings
+    config = TrainConfig(epochs=s.proxy_epochs, subset=s.proxy_subset)
+    seconds: dict[str, float | None] = {}
+    with torch_threads(s.threads) as threads:
+        for arch in archs:
+            key = cache_key(_identity(parse_arch(arch), bench.dataset, config, seed, threads))
+            seconds[arch] = _train_seconds(bench.cache, key)
+    return seconds
+
+
+def _train_seconds(cache: Any, key: str) -> float | None:
+    path = cache._entry_dir(key) / "meta.json"
+    try:
+        return float(json.loads(path.read_text())["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

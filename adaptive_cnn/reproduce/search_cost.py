@@ -1,0 +1,177 @@
+"""Search cost of the single-path superkernel search against the BO designer (the core of
+``benchmarks/single_path_cost.py`` and of ``acnn reproduce single-path``).
+
+Runs ``acnn design`` twice on the same dataset, device predictor and energy budget, one
+local stage of the mbconv family and no cloud, each with its own empty training cache (so
+neither reuses the other's training): ``--method single-path`` (superkernel search with
+the automatic lambda, then the found network trained from scratch) and ``--method bo``
+(``--trials N`` proxy-trained candidates, re-ranked and trained fully). The issue's
+target: the single-path wall time at most 1/5 of the BO's for a design of equal or better
+(accuracy, energy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from adaptive_cnn.reproduce.registry import ReproduceError
+
+TARGET_RATIO = 0.2
+METHODS = ("single-path", "bo")
+QUICK = {
+    "dataset": "digits",
+    "trials": 3,
+    "search_epochs": 2.0,
+    "warmup_epochs": 1.0,
+    "lambda_trials": 2,
+    "proxy_subset": 256,
+    "proxy_epochs": 1.0,
+    "final_epochs": 1.0,
+    "budget": "15mJ",
+}
+SETTING_KEYS = (
+    "budget",
+    "dataset",
+    "trials",
+    "search_epochs",
+    "warmup_epochs",
+    "lambda_trials",
+    "proxy_subset",
+    "proxy_epochs",
+    "final_epochs",
+)
+
+
+def resolve_settings(quick: bool, given: Mapping[str, Any]) -> dict[str, Any]:
+    """--quick's settings (or fashion-mnist), then the given ones that are not None."""
+    resolved: dict[str, Any] = dict(QUICK) if quick else {"dataset": "fashion-mnist"}
+    resolved.update({k: given[k] for k in SETTING_KEYS if given.get(k) is not None})
+    return resolved
+
+
+def _flags(s: Mapping[str, Any], names: tuple[str, ...]) -> list[str]:
+    out = []
+    for name in names:
+        if name in s:
+            out += [f"--{name.replace('_', '-')}", str(s[name])]
+    return out
+
+
+def design_args(
+    method: str,
+    s: Mapping[str, Any],
+    run: Path,
+    *,
+    seed: int,
+    predictor: str | None,
+    threads: int | None,
+    quick: bool,
+) -> list[str]:
+    """The ``acnn design`` arguments of one method."""
+    common = [
+        "design", "--method", method, "--family", "mbconv", "--stages", "1", "--link", "none",
+        "--budget", str(s["budget"]), "--dataset", s["dataset"], "--seed", str(seed),
+        "--out", str(run / "run"), "--cache-dir", str(run / "cache"), "--no-baselines",
+        "--quiet", "--json",
+    ]  # fmt: skip
+    common += ["--predictor", str(predictor)] if predictor else []
+    common += ["--threads", str(threads)] if threads else []
+    common += _flags(s, ("proxy_subset", "final_epochs"))
+    if method == "single-path":
+        return common + _flags(s, ("search_epochs", "warmup_epochs", "lambda_trials"))
+    bo = _flags(s, ("trials", "proxy_epochs"))
+    if quick:
+        bo += ["--initial-points", "2", "--candidates", "40", "--rerank", "1"]
+    return common + bo
+
+
+def run_design(argv: list[str]) -> tuple[dict[str, Any], float]:
+    """Run ``acnn design``; its JSON result and wall seconds.
+
+    Raises:
+        ReproduceError: the design failed (its own error is on stderr).
+    """
+    from adaptive_cnn.cli.main import main as acnn
+
+    out = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = acnn(argv)
+    seconds = time.perf_counter() - started
+    if code != 0:
+        raise ReproduceError(f"acnn design failed ({code}); see the error above")
+    return json.loads(out.getvalue()), seconds
+
+
+def row(method: str, result: dict[str, Any], seconds: float, run: Path) -> dict[str, Any]:
+    """One method's figures."""
+    from adaptive_cnn.design.report import load_run
+
+    stage = result["stages"][0]
+    if method == "single-path":
+        sp = result["single_path"]
+        search_epochs, search_seconds = sp["search_epochs"], sp["search_seconds"]
+    else:  # proxy epochs per trained candidate, and their training seconds
+        _, journal = load_run(run / "run")
+        config = result["config"]
+        search_epochs = len(journal) * config["proxy_epochs"]
+        search_seconds = sum(r["seconds"] for r in journal)
+    return {
+        "method": method,
+        "arch": stage["arch"],
+        "energy_mj": stage["energy_mj"],
+        "energy_label": result["energy_source"],
+        "test_accuracy": result["test_accuracy"],
+        "val_accuracy": result["val_accuracy"],
+        "search_epochs": search_epochs,
+        "search_seconds": search_seconds,
+        "wall_seconds": seconds,
+        "config": result["config"],
+    }
+
+
+def verdict(sp: Mapping[str, Any], bo: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether single-path reached an equal or better design in at most 1/5 of the time."""
+    ratio = sp["wall_seconds"] / bo["wall_seconds"]
+    as_good = sp["test_accuracy"] >= bo["test_accuracy"] and sp["energy_mj"] <= bo["energy_mj"]
+    return {
+        "wall_ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+        "design_as_good": as_good,
+        "met": as_good and ratio <= TARGET_RATIO,
+    }
+
+
+def compare(
+    s: Mapping[str, Any],
+    work: Path,
+    *,
+    seed: int,
+    predictor: str | None,
+    threads: int | None,
+    quick: bool,
+    say: Callable[[str], Any],
+) -> dict[str, dict[str, Any]]:
+    """Both methods, one after the other, each in ``work/METHOD`` with its own cache."""
+    rows = {}
+    for method in METHODS:
+        run = work / method
+        say(f"running acnn design --method {method} ...")
+        argv = design_args(
+            method, s, run, seed=seed, predictor=predictor, threads=threads, quick=quick
+        )
+        result, seconds = run_design(argv)
+        rows[method] = row(method, result, seconds, run)
+    return rows
+
+
+def report(s: Mapping[str, Any], seed: int, rows: Mapping[str, dict[str, Any]]) -> dict:
+    """The JSON report: settings, seed, both rows (single-path first), the verdict."""
+    sp, bo = rows["single-path"], rows["bo"]
+    return {"settings": dict(s), "seed": seed, "results": [sp, bo], "verdict": verdict(sp, bo)}
