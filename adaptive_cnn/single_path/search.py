@@ -193,14 +193,7 @@ def run_search(
         raise ConfigError("the warm start was made with other search settings or seed")
     started = time.perf_counter()
     with torch_threads(threads):
-        torch.manual_seed(seed)
-        net = SinglePathSupernet(
-            dataset.input_shape,
-            dataset.num_classes,
-            config.width,
-            config.search_se,
-            config.temperature,
-        )
+        net = _seeded_supernet(dataset, config, seed)
         history = _train(net, dataset, costs, config, seed, progress, warm)
         arch = net.derive_arch()
         probs = predict_probs(net, dataset.val.images, dataset.preprocessing)
@@ -231,14 +224,7 @@ def warm_up(
     """Train only the warm-up of :func:`run_search` (weights only; lambda plays no part)."""
     started = time.perf_counter()
     with torch_threads(threads):
-        torch.manual_seed(seed)
-        net = SinglePathSupernet(
-            dataset.input_shape,
-            dataset.num_classes,
-            config.width,
-            config.search_se,
-            config.temperature,
-        )
+        net = _seeded_supernet(dataset, config, seed)
         kept: dict[str, Any] = {}
         history = _train(net, dataset, costs, config, seed, None, None, kept)
     return WarmStart(
@@ -248,6 +234,14 @@ def warm_up(
         seconds=time.perf_counter() - started,
         history=tuple(history),
     )
+
+
+def _seeded_supernet(dataset: DatasetSplits, config: SearchConfig, seed: int) -> SinglePathSupernet:
+    torch.manual_seed(seed)  # the initial weights
+    return SinglePathSupernet(
+        dataset.input_shape, dataset.num_classes, config.width, config.search_se,
+        config.temperature,
+    )  # fmt: skip
 
 
 def _train(
