@@ -102,16 +102,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--run-dir", type=Path, help="search journals (default: next to --out)")
     p.add_argument("--out", type=Path, default=RESULTS / "design_quality.json")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("--render", type=Path, metavar="JSON", help="re-print and re-plot a result")
+    p.add_argument(
+        "--render",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="re-print and re-plot a result; several (e.g. one per seed, run in parallel) "
+        "are merged into --out",
+    )
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.render:
-        report = json.loads(args.render.read_text())
+        report = merge_reports([json.loads(path.read_text()) for path in args.render])
+        target = args.render[0]
+        if len(args.render) > 1:
+            target = args.out
+            target.write_text(json.dumps(report, indent=1) + "\n")
         print(format_report(report))
-        print(f"wrote {plot_curves(report, args.render.with_suffix('.png'))}")
+        print(f"wrote {plot_curves(report, target.with_suffix('.png'))}")
         return 0
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     cache_root = args.cache_dir or default_cache_dir()
@@ -364,6 +375,30 @@ def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
             "aware BO trains 0 infeasible": sum(infeasible["bo"]) == 0,
         },
     }
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report of several runs' seeds (same settings but the seeds), summary redone.
+
+    Raises:
+        SystemExit: the runs differ in a setting other than the seeds and output paths.
+    """
+    ignored = {"seeds", "out", "render", "quiet"}
+    first = {k: v for k, v in reports[0]["settings"].items() if k not in ignored}
+    for other in reports[1:]:
+        settings = {k: v for k, v in other["settings"].items() if k not in ignored}
+        if settings != first:
+            differ = sorted(k for k in first.keys() | settings.keys()
+                            if first.get(k) != settings.get(k))  # fmt: skip
+            raise SystemExit(f"cannot merge runs whose settings differ: {', '.join(differ)}")
+    seeds = sorted((s for r in reports for s in r["seeds"]), key=lambda s: s["seed"])
+    if len({s["seed"] for s in seeds}) != len(seeds):
+        raise SystemExit("cannot merge runs that share a seed")
+    merged = dict(reports[0])
+    merged["settings"] = {**reports[0]["settings"], "seeds": [s["seed"] for s in seeds]}
+    merged["seconds"] = sum(r["seconds"] for r in reports)
+    merged["seeds"], merged["summary"] = seeds, summarise(seeds)
+    return merged
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -136,6 +136,19 @@ def test_design_quality_writes_figures(design_predictor, tmp_path, capsys):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert load("design_quality").main(["--render", str(out)]) == 0
     assert "aware BO speed-up" in capsys.readouterr().out
+    # runs of other seeds (say, in parallel processes) merge into one report
+    report = json.loads(out.read_text())
+    other = tmp_path / "seed7.json"
+    other.write_text(json.dumps({**report, "seeds": [{**seed, "seed": 7}]}))
+    merged = tmp_path / "merged.json"
+    assert (
+        load("design_quality").main(["--render", str(out), str(other), "--out", str(merged)]) == 0
+    )
+    both = json.loads(merged.read_text())
+    assert [s["seed"] for s in both["seeds"]] == [seed["seed"], 7]
+    assert both["settings"]["seeds"] == [seed["seed"], 7] and "summary" in both
+    with pytest.raises(SystemExit, match="share a seed"):
+        load("design_quality").main(["--render", str(out), str(out), "--out", str(merged)])
     # a second run resumes every search from its journal: nothing is searched again
     journals = sorted((tmp_path / "quality").rglob("journal.jsonl"))
     assert len(journals) == 4
