@@ -137,6 +137,13 @@ class SearchSettings:
         )
 
 
+def _threads(text: str) -> int | None:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"threads must be >= 0, got {value}")
+    return value
+
+
 def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
     """The options ``adaptive`` and ``hyperpower`` share (defaults: FULL, or QUICK)."""
     full, quick = FULL, QUICK
@@ -163,7 +170,13 @@ def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
     p.add_argument("--initial-points", type=int, metavar="N", help="random points before the GP")
     p.add_argument("--candidates", type=int, metavar="N", help="acquisition candidates per step")
     p.add_argument("--rerank", type=int, metavar="K", help="designs re-ranked at full training")
-    p.add_argument("--threads", type=int, metavar="N", help="torch threads (default 1; cache key)")
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        metavar="N",
+        help="torch threads (default 1; cache key); 0 = torch's default, as design_quality "
+        "runs without --threads",
+    )
     p.add_argument("--dataset", help=f"default {full['dataset']}; --quick {quick['dataset']}")
     p.add_argument("--data-dir", metavar="DIR", help="dataset folder, if not the default")
     p.add_argument("--family", default="conv", help="network family (default conv)")
@@ -206,6 +219,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     """Flags over the --quick or full defaults; bad values are one-line errors."""
     base = QUICK if args.quick else FULL
     pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
+    pick["threads"] = pick["threads"] or None  # 0: torch's default thread count
     if pick["trials"] < 1 or not pick["seeds"]:
         raise ReproduceError("--trials must be >= 1 and --seeds must name at least one seed")
     if len(set(pick["seeds"])) != len(pick["seeds"]):
