@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per level")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level")
+    parser.add_argument(
+        "--no-throughput", action="store_true", help="measure only the routing overhead"
+    )
     parser.add_argument("--routing-images", type=int, default=2000)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/serve_throughput.json"))
     return parser.parse_args(argv)
@@ -266,11 +269,13 @@ def routing_overhead(run_dir: Path, images: np.ndarray) -> list[dict]:
     for batch in (1, 32):
         classifier = EdgeClassifier(run, None, runtime="torch", batch_size=batch)
         direct, client = [], []
-        for _ in range(REPEATS):  # interleaved pairs: drift on a shared machine hits both
-            direct.append(direct_cascade(run, models, images, batch))
-            t0 = time.perf_counter()
-            classifier.classify(images)
-            client.append(time.perf_counter() - t0)
+        for i in range(REPEATS):  # interleaved pairs: drift on a shared machine hits both
+            if i % 2:  # and the order alternates, so running second is no systematic edge
+                client.append(_timed(classifier.classify, images))
+                direct.append(direct_cascade(run, models, images, batch))
+            else:
+                direct.append(direct_cascade(run, models, images, batch))
+                client.append(_timed(classifier.classify, images))
         classifier.close()
         d, c = statistics.median(direct), statistics.median(client)
         ratios = [ci / di for ci, di in zip(client, direct, strict=True)]
@@ -285,6 +290,12 @@ def routing_overhead(run_dir: Path, images: np.ndarray) -> list[dict]:
             }
         )
     return rows
+
+
+def _timed(fn, *args) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - started
 
 
 def _run(model, x: np.ndarray) -> np.ndarray:
@@ -308,7 +319,9 @@ def main(argv=None) -> int:
             run_dir = work / "run"
             run_dir.mkdir()
             write_hand_run(run_dir, images)
-        served = throughput(run_dir, images, args.concurrency, args.seconds, args.rounds, work)
+        served = {}
+        if not args.no_throughput:
+            served = throughput(run_dir, images, args.concurrency, args.seconds, args.rounds, work)
         routing = routing_overhead(run_dir, images)
     report = {
         "throughput": served,
