@@ -43,9 +43,10 @@ import psutil
 
 from adaptive_cnn.cli.progress import ProgressLine
 from adaptive_cnn.data import load_dataset
-from adaptive_cnn.design import CostModel, DesignConfig, Designer, default_predictor
+from adaptive_cnn.design import CostModel, Designer, default_predictor
 from adaptive_cnn.design.final_choice import choose_final
 from adaptive_cnn.networks import get_family
+from adaptive_cnn.reproduce.design_runs import SearchSettings
 from adaptive_cnn.training import TrainConfig, TrainingCache, default_cache_dir, train
 from energy_models.devices import load_device
 from energy_models.predictor import EnergyPredictor
@@ -163,6 +164,21 @@ class _Bench:
         self.args, self.dataset, self.costs, self.cache = args, dataset, costs, cache
         self.run_root, self.say = run_root, say
         refs = get_family(args.family).references()
+        self.settings = SearchSettings(  # the searches' DesignConfig, as acnn reproduce has it
+            dataset=args.dataset,
+            seeds=tuple(args.seeds),
+            trials=args.trials,
+            initial_points=args.initial_points,
+            candidates=args.candidates,
+            proxy_subset=args.proxy_subset,
+            proxy_epochs=args.proxy_epochs,
+            final_epochs=args.final_epochs,
+            rerank=args.rerank,
+            threads=args.threads,
+            family=args.family,
+            device=args.device,
+            reference_seeds=not args.no_reference_seeds,
+        )
         self.refs = {k: f"{args.family}:{a.to_str()}" for k, a in refs.items()}
 
     def final(self, arch: str, seed: int):
@@ -224,26 +240,7 @@ class _Bench:
 
     def search(self, seed: int, name: str, strategy: str, mode: str, budget_mj: float):
         a = self.args
-        config = DesignConfig(
-            budget_mj=budget_mj,
-            dataset=a.dataset,
-            local_stages=a.stages,
-            families=(a.family,),
-            link="none",
-            device=a.device,
-            mode=mode,
-            strategy=strategy,
-            trials=a.trials,
-            initial_points=a.initial_points,
-            candidates=a.candidates,
-            seed=seed,
-            proxy_epochs=a.proxy_epochs,
-            proxy_subset=a.proxy_subset,
-            final_epochs=a.final_epochs,
-            threads=a.threads,
-            reference_seeds=not a.no_reference_seeds,
-            rerank=a.rerank,
-        )
+        config = self.settings.design_config(seed, strategy, mode, budget_mj, stages=a.stages)
         run_dir = self.run_root / f"seed{seed}" / name
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config)) + "\n")
