@@ -2,11 +2,14 @@
 
 1. Throughput: the same cloud model, served by ``acnn serve`` and by Seldon MLServer (with
    the runtime of ``rpc/mlserver_runtime.py``), each in its own process on 127.0.0.1 with
-   one torch thread and the same batching settings (max batch 32, 2 ms delay), called by the
+   one torch thread and the same batching settings (max batch 32, ``--max-queue-delay-ms``,
+   default 2 ms; at 0 MLServer does not batch at all), called by the
    same client: tritonclient's gRPC client, N threads each sending batch-1 FP32 requests
    for a fixed time, both servers up at once and timed in interleaved rounds (order
    alternating). Reported per server and concurrency: requests/s, p50 and p99 latency of
-   the median round, and the median of the per-round acnn/MLServer ratios.
+   the median round, the server process's CPU time per request (which shows where the
+   ratio comes from when client and servers share the cores), and the median of the
+   per-round acnn/MLServer ratios.
 2. Routing overhead: ``EdgeClassifier`` (the on-device client, torch runtime, no cloud
    forwarding) against the same local stages run directly with torch and the same exit
    rule, on the same images, in interleaved pairs: the median over pairs of the client's
@@ -36,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from adaptive_cnn.data import load_dataset
@@ -56,6 +60,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per level")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level")
+    parser.add_argument(
+        "--max-queue-delay-ms",
+        type=float,
+        default=2.0,
+        help="both servers' batching delay, ms (default 2; 0: acnn dispatches whatever queued "
+        "while the model was busy, MLServer does not batch)",
+    )
     parser.add_argument(
         "--no-throughput", action="store_true", help="measure only the routing overhead"
     )
@@ -108,23 +119,28 @@ def _direct_models(run):
 class Load:
     """N client threads, each with its own tritonclient, sending batch-1 requests."""
 
-    def __init__(self, address: str, model: str, images: np.ndarray) -> None:
+    def __init__(self, address: str, model: str, images: np.ndarray, pid: int) -> None:
         import tritonclient.grpc as grpcclient
 
         self.grpcclient, self.address, self.model, self.images = grpcclient, address, model, images
+        self.server = psutil.Process(pid)
 
     def run(self, concurrency: int, seconds: float) -> dict:
         latencies: list[list[float]] = [[] for _ in range(concurrency)]
-        errors = [0] * concurrency
+        errors, answered = [0] * concurrency, [0] * concurrency
         start_at, stop_at = time.perf_counter() + 1.0, time.perf_counter() + 1.0 + seconds
         threads = [
-            threading.Thread(target=self._worker, args=(i, start_at, stop_at, latencies, errors))
+            threading.Thread(
+                target=self._worker, args=(i, start_at, stop_at, latencies, errors, answered)
+            )
             for i in range(concurrency)
         ]
+        cpu_before = _cpu_seconds(self.server)
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        cpu_s = _cpu_seconds(self.server) - cpu_before
         all_ms = sorted(x for per in latencies for x in per)
         return {
             "concurrency": concurrency,
@@ -133,9 +149,11 @@ class Load:
             "requests_per_s": len(all_ms) / seconds,
             "p50_ms": _percentile(all_ms, 50),
             "p99_ms": _percentile(all_ms, 99),
+            # the server process's CPU time (all threads, warm-up second included) per answer
+            "server_cpu_us_per_request": cpu_s / max(1, sum(answered)) * 1e6,
         }
 
-    def _worker(self, i, start_at, stop_at, latencies, errors) -> None:
+    def _worker(self, i, start_at, stop_at, latencies, errors, answered) -> None:
         client = self.grpcclient.InferenceServerClient(self.address)
         image = self.images[i % len(self.images)][None]
         tensor = self.grpcclient.InferInput("input", list(image.shape), "FP32")
@@ -148,9 +166,17 @@ class Load:
                 errors[i] += 1
                 continue
             t1 = time.perf_counter()
+            answered[i] += 1
             if t0 >= start_at and t1 <= stop_at:  # warm-up second not counted
                 latencies[i].append((t1 - t0) * 1e3)
         client.close()
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU seconds of ``process`` and its children."""
+    with process.oneshot():
+        t = process.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
 
 
 def _percentile(sorted_ms: list[float], q: float) -> float:
@@ -159,10 +185,11 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(sorted_ms), q))
 
 
-def start_acnn_serve(run_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_acnn_serve(run_dir: Path, delay_ms: float) -> tuple[subprocess.Popen, str]:
     acnn = str(Path(sys.executable).parent / "acnn")
     process = subprocess.Popen(
-        [acnn, "serve", str(run_dir), "--port", "0", "--threads", "1"],
+        [acnn, "serve", str(run_dir), "--port", "0", "--threads", "1"]
+        + ["--max-queue-delay-ms", str(delay_ms)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -173,19 +200,21 @@ def start_acnn_serve(run_dir: Path) -> tuple[subprocess.Popen, str]:
     return process, line.split(" on ")[1].strip()
 
 
-def throughput(run_dir: Path, images, levels, seconds, rounds: int, work: Path) -> dict:
+def throughput(run_dir: Path, images, levels, seconds, rounds, delay_ms, work: Path) -> dict:
     """Both servers up at once; per round and level, one timed run each, order alternating.
 
     Interleaving puts drift on a shared machine on both servers; each level reports the
     median round, and the acnn/MLServer ratio is the median of the per-round ratios.
     """
-    process, address = start_acnn_serve(run_dir)
+    process, address = start_acnn_serve(run_dir, delay_ms)
     server = None
     try:
-        loads = {"acnn": Load(address, "cloud", images)}
+        loads = {"acnn": Load(address, "cloud", images, process.pid)}
         if mlserver_executable() is not None:
-            server = start_mlserver(run_dir, work / "mlserver", threads=1)
-            loads["mlserver"] = Load(server.address, "cloud", images)
+            server = start_mlserver(
+                run_dir, work / "mlserver", threads=1, max_batch_time_s=delay_ms / 1e3
+            )
+            loads["mlserver"] = Load(server.address, "cloud", images, server.process.pid)
         runs: dict[str, dict[int, list[dict]]] = {k: {c: [] for c in levels} for k in loads}
         for r in range(rounds):
             for c in levels:
@@ -321,7 +350,15 @@ def main(argv=None) -> int:
             write_hand_run(run_dir, images)
         served = {}
         if not args.no_throughput:
-            served = throughput(run_dir, images, args.concurrency, args.seconds, args.rounds, work)
+            served = throughput(
+                run_dir,
+                images,
+                args.concurrency,
+                args.seconds,
+                args.rounds,
+                args.max_queue_delay_ms,
+                work,
+            )
         routing = routing_overhead(run_dir, images)
     report = {
         "throughput": served,
@@ -338,7 +375,7 @@ def main(argv=None) -> int:
 
 
 def _print(report: dict) -> None:
-    print("server    conc  req/s    p50 ms  p99 ms  errors")
+    print("server    conc  req/s    p50 ms  p99 ms  server CPU us/req  errors")
     for server, rows in report["throughput"].items():
         if server == "ratios":
             continue
@@ -348,7 +385,8 @@ def _print(report: dict) -> None:
         for r in rows:
             print(
                 f"{server:<9} {r['concurrency']:>4}  {r['requests_per_s']:>7.1f}  "
-                f"{r['p50_ms']:>6.2f}  {r['p99_ms']:>6.2f}  {r['errors']}"
+                f"{r['p50_ms']:>6.2f}  {r['p99_ms']:>6.2f}  "
+                f"{r['server_cpu_us_per_request']:>17.0f}  {r['errors']}"
             )
     for r in report["throughput"].get("ratios", []):
         print(
