@@ -20,11 +20,37 @@ def cache(tmp_path):
     return TrainingCache(tmp_path / "cache")
 
 
-DESIGN_MS_PER_MAC = 1e-6  # the design predictor: 0.001 ms per layer + 1 ms per million MACs
-DESIGN_POWER_W = 10.0  # ... at a constant 10 W
+ALL_LAYER_KINDS = (
+    "conv2d",
+    "conv2d_depthwise",
+    "linear",
+    "batchnorm2d",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "add",
+    "mul",
+    "identity",
+    "adaptiveavgpool2d",
+    "flatten",
+    "maxpool2d",
+    "avgpool2d",
+)  # fmt: skip  -- every layer kind of the conv and mbconv families
 
 
-def _design_predictor():
+def closed_form_predictor(
+    power_w: float = 10.0,
+    *,
+    kinds: tuple[str, ...] = ALL_LAYER_KINDS,
+    runtime_ms: tuple[tuple[str, ...], tuple[float, ...]] = (("1", "macs"), (0.001, 1e-6)),
+    power: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
+    network=None,
+):
+    """A hand-made energy predictor with closed-form costs, declared power (so every
+    energy is "estimated"): by default every layer costs 0.001 ms + 1 ms per million MACs
+    at ``power_w``, and the network model adds nothing. ``runtime_ms`` and ``power`` are
+    (feature names, coefficients) of each layer's polynomial; ``network`` replaces the
+    identity :class:`NetworkModel`."""
     from energy_models.features import CALL_GROUPS
     from energy_models.predictor import (
         EnergyPredictor,
@@ -34,13 +60,14 @@ def _design_predictor():
         PolynomialModel,
     )
 
-    kinds = ("conv2d", "linear", "batchnorm2d", "relu", "maxpool2d", "avgpool2d", "flatten")
+    power_terms, power_coefs = power or (("1",), (power_w,))
 
     def layer(kind):
-        runtime = PolynomialModel(("1", "macs"), (0.001, DESIGN_MS_PER_MAC), 1e-6)
-        power = PolynomialModel(("1",), (DESIGN_POWER_W,), 1.0)
-        return LayerModel(kind, runtime, power, 10, 0, 0)
+        runtime = PolynomialModel(*runtime_ms, 1e-6)
+        return LayerModel(kind, runtime, PolynomialModel(power_terms, power_coefs, 1.0), 10, 0, 0)
 
+    if network is None:
+        network = NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 1.0, 0.0, {}, 0.0, power_w)
     return EnergyPredictor(
         device="local",
         runtime="torch",
@@ -50,15 +77,21 @@ def _design_predictor():
         power_source="declared",
         estimated=True,
         layers={k: layer(k) for k in kinds},
-        network=NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 1.0, 0.0, {}, 0.0, DESIGN_POWER_W),
-        flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, DESIGN_POWER_W),
+        network=network,
+        flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, power_w),
     )
+
+
+@pytest.fixture(scope="session")
+def make_predictor():
+    """:func:`closed_form_predictor`, for the conftests and tests below this folder."""
+    return closed_form_predictor
 
 
 @pytest.fixture(scope="session")
 def design_predictor(tmp_path_factory):
     """Path of the closed-form design predictor (a JSON file)."""
-    return str(_design_predictor().save(tmp_path_factory.mktemp("pred") / "predictor.json"))
+    return str(closed_form_predictor().save(tmp_path_factory.mktemp("pred") / "predictor.json"))
 
 
 @pytest.fixture(scope="session")

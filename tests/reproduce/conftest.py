@@ -185,49 +185,14 @@ def make_hand_run():
 
 # --- the design experiments (adaptive, hyperpower, single-path) ------------------------
 
-PREDICTOR_KINDS = (
-    "conv2d", "conv2d_depthwise", "linear", "batchnorm2d", "relu", "relu6", "sigmoid",
-    "add", "mul", "identity", "adaptiveavgpool2d", "flatten", "maxpool2d", "avgpool2d",
-)  # fmt: skip
 
-
-def closed_form_predictor(power_w: float = POWER_W):
-    """Every layer kind of the conv and mbconv families: 0.001 ms + 1 ms per million MACs
-    at a declared ``power_w`` (so every energy is "estimated")."""
-    from energy_models.features import CALL_GROUPS
-    from energy_models.predictor import (
-        EnergyPredictor,
-        FlopsBaseline,
-        LayerModel,
-        NetworkModel,
-        PolynomialModel,
-    )
-
-    def layer(kind):
-        runtime = PolynomialModel(("1", "macs"), (0.001, 1e-6), 1e-6)
-        return LayerModel(kind, runtime, PolynomialModel(("1",), (power_w,), 1.0), 10, 0, 0)
-
-    return EnergyPredictor(
-        device="local",
-        runtime="torch",
-        threads=1,
-        torch_version="test",
-        created="today",
-        power_source="declared",
-        estimated=True,
-        layers={k: layer(k) for k in PREDICTOR_KINDS},
-        network=NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 1.0, 0.0, {}, 0.0, power_w),
-        flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, power_w),
-    )
+@pytest.fixture(scope="session")
+def predictor_writer(make_predictor):
+    """``predictor_writer(path, power_w)`` saves the closed-form test predictor there."""
+    return lambda path, power_w=POWER_W: str(make_predictor(power_w).save(path))
 
 
 @pytest.fixture(scope="session")
-def predictor_writer():
-    """``predictor_writer(path, power_w)`` saves :func:`closed_form_predictor` there."""
-    return lambda path, power_w=POWER_W: str(closed_form_predictor(power_w).save(path))
-
-
-@pytest.fixture(scope="session")
-def reproduce_predictor(tmp_path_factory) -> str:
-    """Path of :func:`closed_form_predictor` saved as a predictor file."""
-    return str(closed_form_predictor().save(tmp_path_factory.mktemp("pred") / "predictor.json"))
+def reproduce_predictor(make_predictor, tmp_path_factory) -> str:
+    """Path of the closed-form test predictor saved as a predictor file."""
+    return str(make_predictor(POWER_W).save(tmp_path_factory.mktemp("pred") / "predictor.json"))

@@ -6,13 +6,7 @@ from __future__ import annotations
 import pytest
 
 from energy_models.features import CALL_GROUPS
-from energy_models.predictor import (
-    EnergyPredictor,
-    FlopsBaseline,
-    LayerModel,
-    NetworkModel,
-    PolynomialModel,
-)
+from energy_models.predictor import EnergyPredictor, NetworkModel
 
 MBCONV_KINDS = (
     "conv2d",
@@ -31,37 +25,22 @@ MBCONV_KINDS = (
 POWER_W = 10.0
 
 
-def mbconv_predictor() -> EnergyPredictor:
+@pytest.fixture(scope="session")
+def predictor(make_predictor) -> EnergyPredictor:
     """Every layer: 0.001 ms + 1 ms per million MACs + 1e-7 ms per output element, at a
     power that grows with channels; the network model inflates, knees and charges calls."""
-
-    def layer(kind: str) -> LayerModel:
-        runtime = PolynomialModel(("1", "macs", "out_elements"), (0.001, 1e-6, 1e-7), 1e-6)
-        power = PolynomialModel(("1", "c_out"), (POWER_W, 0.01), 1.0)
-        return LayerModel(kind, runtime, power, 10, 0, 0)
-
     scale = {g: 1.0 + 0.1 * i for i, g in enumerate(CALL_GROUPS)}
     per_call = {g: 0.002 * (i + 1) for i, g in enumerate(CALL_GROUPS)}
-    return EnergyPredictor(
-        device="local",
-        runtime="torch",
-        threads=1,
-        torch_version="test",
-        created="today",
-        power_source="declared",
-        estimated=True,
-        layers={k: layer(k) for k in MBCONV_KINDS},
+    return make_predictor(
+        POWER_W,
+        kinds=MBCONV_KINDS,
+        runtime_ms=(("1", "macs", "out_elements"), (0.001, 1e-6, 1e-7)),
+        power=(("1", "c_out"), (POWER_W, 0.01)),
         network=NetworkModel(scale, 0.05, 0.3, per_call, 0.5, 7.0),
-        flops_baseline=FlopsBaseline(1.0, 1.0, 0.0, POWER_W),
     )
 
 
 @pytest.fixture(scope="session")
-def predictor() -> EnergyPredictor:
-    return mbconv_predictor()
-
-
-@pytest.fixture(scope="session")
-def predictor_file(tmp_path_factory) -> str:
-    """Path of :func:`mbconv_predictor` saved as a predictor file."""
-    return str(mbconv_predictor().save(tmp_path_factory.mktemp("sp-pred") / "predictor.json"))
+def predictor_file(predictor, tmp_path_factory) -> str:
+    """Path of :func:`predictor` saved as a predictor file."""
+    return str(predictor.save(tmp_path_factory.mktemp("sp-pred") / "predictor.json"))
