@@ -1,5 +1,5 @@
-"""Fixtures of the single-path tests: a closed-form predictor for every layer kind the
-``mbconv`` family uses (SE included), with non-trivial network terms."""
+"""Fixtures of the single-path tests: a closed-form predictor for every layer kind
+(``mbconv``'s SE included), with non-trivial network terms."""
 
 from __future__ import annotations
 
@@ -8,20 +8,6 @@ import pytest
 from energy_models.features import CALL_GROUPS
 from energy_models.predictor import EnergyPredictor, NetworkModel
 
-MBCONV_KINDS = (
-    "conv2d",
-    "conv2d_depthwise",
-    "linear",
-    "batchnorm2d",
-    "relu",
-    "relu6",
-    "sigmoid",
-    "add",
-    "mul",
-    "identity",
-    "adaptiveavgpool2d",
-    "flatten",
-)
 POWER_W = 10.0
 
 
@@ -33,7 +19,6 @@ def predictor(make_predictor) -> EnergyPredictor:
     per_call = {g: 0.002 * (i + 1) for i, g in enumerate(CALL_GROUPS)}
     return make_predictor(
         POWER_W,
-        kinds=MBCONV_KINDS,
         runtime_ms=(("1", "macs", "out_elements"), (0.001, 1e-6, 1e-7)),
         power=(("1", "c_out"), (POWER_W, 0.01)),
         network=NetworkModel(scale, 0.05, 0.3, per_call, 0.5, 7.0),
