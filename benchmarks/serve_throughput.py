@@ -2,9 +2,10 @@
 
 1. Throughput: the same cloud model, served by ``acnn serve`` and by Seldon MLServer (with
    the runtime of ``rpc/mlserver_runtime.py``), each in its own process on 127.0.0.1 with
-   one torch thread and the same batching settings (max batch 32, ``--max-queue-delay-ms``,
-   default 2 ms; at 0 MLServer does not batch at all), called by the
-   same client: tritonclient's gRPC client, N threads each sending batch-1 FP32 requests
+   one torch thread and the same batching settings (max batch 32; one server process per
+   ``--max-queue-delay-ms``, default 0 and 2 ms, and each level takes each server's best:
+   at 0 acnn batches whatever queued while the model ran, MLServer does not batch), called
+   by the same client: tritonclient's gRPC client, N threads each sending batch-1 FP32 requests
    for a fixed time, both servers up at once and timed in interleaved rounds (order
    alternating). Reported per server and concurrency: requests/s, p50 and p99 latency of
    the median round, the server process's CPU time per request (which shows where the
@@ -63,9 +64,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--max-queue-delay-ms",
         type=float,
-        default=2.0,
-        help="both servers' batching delay, ms (default 2; 0: acnn dispatches whatever queued "
-        "while the model was busy, MLServer does not batch)",
+        nargs="+",
+        default=[0.0, 2.0],
+        metavar="MS",
+        help="batching delays each server runs with, ms; each level reports each server's "
+        "best (default 0 2; at 0 acnn batches what queued while the model ran, MLServer "
+        "does not batch)",
     )
     parser.add_argument(
         "--no-throughput", action="store_true", help="measure only the routing overhead"
@@ -200,43 +204,75 @@ def start_acnn_serve(run_dir: Path, delay_ms: float) -> tuple[subprocess.Popen, 
     return process, line.split(" on ")[1].strip()
 
 
-def throughput(run_dir: Path, images, levels, seconds, rounds, delay_ms, work: Path) -> dict:
-    """Both servers up at once; per round and level, one timed run each, order alternating.
+def throughput(run_dir: Path, images, levels, seconds, rounds, delays_ms, work: Path) -> dict:
+    """Every server and batching delay up at once; per round and level, one timed run each,
+    order alternating.
 
-    Interleaving puts drift on a shared machine on both servers; each level reports the
-    median round, and the acnn/MLServer ratio is the median of the per-round ratios.
+    Interleaving puts drift on a shared machine on every server. Each level reports, per
+    server, the median round of its best delay (the setting a user would pick), and the
+    acnn/MLServer ratio is the median of the per-round ratios of those two settings.
     """
-    process, address = start_acnn_serve(run_dir, delay_ms)
-    server = None
+    processes, mlservers, loads = [], [], {}
     try:
-        loads = {"acnn": Load(address, "cloud", images, process.pid)}
+        for delay in delays_ms:
+            process, address = start_acnn_serve(run_dir, delay)
+            processes.append(process)
+            loads[("acnn", delay)] = Load(address, "cloud", images, process.pid)
         if mlserver_executable() is not None:
-            server = start_mlserver(
-                run_dir, work / "mlserver", threads=1, max_batch_time_s=delay_ms / 1e3
-            )
-            loads["mlserver"] = Load(server.address, "cloud", images, server.process.pid)
-        runs: dict[str, dict[int, list[dict]]] = {k: {c: [] for c in levels} for k in loads}
+            for delay in delays_ms:
+                server = start_mlserver(
+                    run_dir, work / f"mlserver-{delay:g}ms", threads=1, max_batch_time_s=delay / 1e3
+                )
+                mlservers.append(server)
+                loads[("mlserver", delay)] = Load(
+                    server.address, "cloud", images, server.process.pid
+                )
+        runs: dict = {k: {c: [] for c in levels} for k in loads}
         for r in range(rounds):
             for c in levels:
-                for name in list(loads)[:: 1 if r % 2 == 0 else -1]:
-                    runs[name][c].append(loads[name].run(c, seconds))
+                for key in list(loads)[:: 1 if r % 2 == 0 else -1]:
+                    runs[key][c].append(loads[key].run(c, seconds))
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        if server is not None:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        for server in mlservers:
             server.stop()
-    results: dict = {name: [_median_round(per[c]) for c in levels] for name, per in runs.items()}
-    if "mlserver" not in results:
-        results["mlserver"] = "skipped: MLServer is not installed"
+    results: dict = {"by_delay": {}}
+    best: dict = {}  # (server, level) -> the delay of the best median round
+    for name in ("acnn", "mlserver"):
+        delays = [d for n, d in runs if n == name]
+        if not delays:
+            results[name] = "skipped: MLServer is not installed"
+            continue
+        medians = {
+            d: [_median_round(runs[(name, d)][c]) | {"max_queue_delay_ms": d} for c in levels]
+            for d in delays
+        }
+        results["by_delay"][name] = {f"{d:g}": rows for d, rows in medians.items()}
+        results[name] = []
+        for i, c in enumerate(levels):
+            d = max(delays, key=lambda d: medians[d][i]["requests_per_s"])
+            best[(name, c)] = d
+            results[name].append(medians[d][i])
+    if ("mlserver", levels[0]) not in best:
         return results
     results["ratios"] = []
     for c in levels:
+        acnn, mlserver = (
+            runs[("acnn", best[("acnn", c)])][c],
+            runs[("mlserver", best[("mlserver", c)])][c],
+        )
         ratios = [
-            a["requests_per_s"] / m["requests_per_s"]
-            for a, m in zip(runs["acnn"][c], runs["mlserver"][c], strict=True)
+            a["requests_per_s"] / m["requests_per_s"] for a, m in zip(acnn, mlserver, strict=True)
         ]
         results["ratios"].append(
-            {"concurrency": c, "median": statistics.median(ratios), "per_round": ratios}
+            {
+                "concurrency": c,
+                "median": statistics.median(ratios),
+                "per_round": ratios,
+                "delays_ms": {"acnn": best[("acnn", c)], "mlserver": best[("mlserver", c)]},
+            }
         )
     return results
 
@@ -375,22 +411,25 @@ def main(argv=None) -> int:
 
 
 def _print(report: dict) -> None:
-    print("server    conc  req/s    p50 ms  p99 ms  server CPU us/req  errors")
+    print("server    conc  delay ms  req/s    p50 ms  p99 ms  server CPU us/req  errors")
     for server, rows in report["throughput"].items():
-        if server == "ratios":
+        if server in ("ratios", "by_delay"):
             continue
         if isinstance(rows, str):
             print(f"{server:<9} {rows}")
             continue
         for r in rows:
             print(
-                f"{server:<9} {r['concurrency']:>4}  {r['requests_per_s']:>7.1f}  "
+                f"{server:<9} {r['concurrency']:>4}  {r['max_queue_delay_ms']:>8g}  "
+                f"{r['requests_per_s']:>7.1f}  "
                 f"{r['p50_ms']:>6.2f}  {r['p99_ms']:>6.2f}  "
                 f"{r['server_cpu_us_per_request']:>17.0f}  {r['errors']}"
             )
     for r in report["throughput"].get("ratios", []):
+        delays = r["delays_ms"]
         print(
-            f"concurrency {r['concurrency']}: acnn / MLServer throughput = {r['median']:.2f}x "
+            f"concurrency {r['concurrency']}: acnn ({delays['acnn']:g} ms) / MLServer "
+            f"({delays['mlserver']:g} ms) throughput = {r['median']:.2f}x "
             f"(median of {len(r['per_round'])} interleaved rounds; "
             f"range {min(r['per_round']):.2f}-{max(r['per_round']):.2f}x)"
         )

@@ -25,11 +25,18 @@ def test_serve_throughput_writes_figures(tmp_path, capsys):
     rows = report["throughput"]["acnn"]
     assert [r["concurrency"] for r in rows] == [1, 2]
     assert all(r["errors"] == 0 and r["requests"] > 0 and r["rounds"] == 2 for r in rows)
+    # one server per delay; each level reports the best delay's median round
+    by_delay = report["throughput"]["by_delay"]["acnn"]
+    assert sorted(by_delay) == ["0", "2"]
+    for i, row in enumerate(rows):
+        assert row == max((by_delay[d][i] for d in by_delay), key=lambda r: r["requests_per_s"])
+        assert row["server_cpu_us_per_request"] > 0
     if isinstance(report["throughput"]["mlserver"], list):
         assert all(r["errors"] == 0 for r in report["throughput"]["mlserver"])
         ratios = report["throughput"]["ratios"]
         assert [len(r["per_round"]) for r in ratios] == [2, 2]
         assert all(min(r["per_round"]) <= r["median"] <= max(r["per_round"]) for r in ratios)
+        assert all(set(r["delays_ms"].values()) <= {0.0, 2.0} for r in ratios)
     assert [r["batch_size"] for r in report["routing_overhead"]] == [1, 32]
     for r in report["routing_overhead"]:
         low, high = r["overhead_min_max"]
