@@ -260,7 +260,7 @@ class _Bench:
         feasible = [e for e in ordered if e.feasible]
         extra: dict[str, Any] = {"best_stages": None}
         if feasible and name == "bo":  # the design: the shortlist re-ranked at full training
-            chosen, ranked = choose_final(designer)
+            chosen, ranked = choose_final(designer, lambda t: self.say(f"seed {seed} {name}: {t}"))
             extra = {
                 "best_stages": chosen.evaluation.stages,
                 "reranked": [c.to_row() for c in ranked],

@@ -365,7 +365,7 @@ def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> 
         + ("" if args.no_baselines else " and the baselines")
         + "; testing once"
     )
-    return finalise(designer, baselines=not args.no_baselines).summary
+    return finalise(designer, baselines=not args.no_baselines, say=say).summary
 
 
 def format_result(s: dict, run_dir: Path) -> str:

@@ -9,6 +9,7 @@ touched here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,14 +62,31 @@ def shortlist(designer: Designer) -> list[Evaluation]:
     return ranked[:k] + [e for e in ranked[k:] if e.stages in seeds]
 
 
-def choose_final(designer: Designer) -> tuple[FinalCandidate, list[FinalCandidate]]:
+def choose_final(
+    designer: Designer, say: Callable[[str], None] | None = None
+) -> tuple[FinalCandidate, list[FinalCandidate]]:
     """Train the shortlist with the final budget; the best on validation, and all of them.
+
+    ``say`` hears one line before each candidate's training (minutes each; cached ones
+    are instant) and one with its validation figures after it.
 
     Raises:
         DesignError: no evaluation is feasible (from :meth:`Designer.best`).
     """
     designer.best()  # raises the user-facing error when nothing is feasible
-    ranked = [_at_final_budget(designer, e) for e in shortlist(designer)]
+    candidates = shortlist(designer)
+    ranked = []
+    for i, evaluation in enumerate(candidates, start=1):
+        head = f"final training {i}/{len(candidates)}"
+        if say:
+            say(f"{head}: {' -> '.join(evaluation.stages)}")
+        ranked.append(_at_final_budget(designer, evaluation))
+        if say:
+            m = ranked[-1].val_metrics
+            say(
+                f"{head}: val accuracy {m['accuracy']:.4f}, energy {m['energy_mj']:.3g} mJ "
+                f"(estimated) per image (proxy {evaluation.metrics['accuracy']:.4f})"
+            )
     best = min(ranked, key=lambda c: (c.loss, c.evaluation.loss, c.evaluation.index))
     return best, ranked
 

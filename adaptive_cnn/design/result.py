@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,16 @@ class DesignResult:
     summary: dict[str, Any]
 
 
-def finalise(designer: Designer, baselines: bool = True) -> DesignResult:
+def finalise(
+    designer: Designer, baselines: bool = True, say: Callable[[str], None] | None = None
+) -> DesignResult:
     """Train the best design fully, evaluate it on test once, write the run folder.
 
     With ``baselines``, the fixed systems of :mod:`adaptive_cnn.design.baselines` are
-    trained and tested the same way and reported beside the design.
+    trained and tested the same way and reported beside the design. ``say`` hears the
+    progress of the final trainings.
     """
-    chosen, ranked = choose_final(designer)
+    chosen, ranked = choose_final(designer, say)
     return write_design(designer, chosen, ranked, baselines)
 
 

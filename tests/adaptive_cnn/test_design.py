@@ -231,8 +231,10 @@ def test_search_starts_from_the_reference_cascades_and_reranks_at_full_training(
     # needs ~12.5 mJ), so all three hand-picked pairs pass the screen
     out = tmp_path / "run"
     args = design_args(design_predictor, out, tmp_path / "cache", "--budget", "30mJ", trials=4)
+    args = [a for a in args if a != "--quiet"]  # progress lines on stderr
     assert main([*args, "--rerank", "2", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
     journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
     small, medium, large = (f"conv:{a.to_str()}" for a in get_family("conv").references().values())
     assert [tuple(r["stages"]) for r in journal[:3]] == [
@@ -252,6 +254,10 @@ def test_search_starts_from_the_reference_cascades_and_reranks_at_full_training(
     assert result["best_evaluation"] == winner["index"]
     assert [s["arch"] for s in result["stages"]] == winner["stages"]
     assert result["val_accuracy"] == pytest.approx(winner["final_val_accuracy"])
+    # each final training is announced, then reported with its validation figures
+    finals = [x for x in captured.err.splitlines() if x.startswith("final training")]
+    assert len(finals) == 2 * len(ranked)
+    assert finals[-1].startswith(f"final training {len(ranked)}/{len(ranked)}: val accuracy")
     # without reference seeds the first design is a random one
     plain = design_args(design_predictor, tmp_path / "plain", tmp_path / "cache", trials=1)
     assert main([*plain, "--budget", "30mJ", "--no-reference-seeds", "--rerank", "1"]) == 0
