@@ -11,7 +11,9 @@ Per seed, on the real dataset, with this machine's energy predictor (device ener
 2. four searches run on the same budget and proxy training: ``bo`` (constraint-aware,
    inner thresholds), ``bo-unaware``, ``random`` and ``bo-joint`` (thresholds searched),
    each starting from the family's reference cascades unless ``--no-reference-seeds``;
-   each journals to ``OUT_DIR/seedS/NAME`` and resumes if re-run;
+   each journals to ``OUT_DIR/seedS/NAME`` and resumes if re-run (a journal made with
+   other settings is refused, never mixed in; the searches and trainings are
+   :class:`~adaptive_cnn.reproduce.design_runs.DesignBench`'s, as ``acnn reproduce`` runs them);
 3. the aware search's ``--rerank`` best designs are trained with the final budget and the
    best on validation is the design (as ``acnn design`` chooses); its networks, like
    every fixed big/little pair of reference networks, get the thresholds of least energy
@@ -29,7 +31,6 @@ and a PNG of best feasible validation accuracy vs evaluations (every search, eve
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import statistics
@@ -43,14 +44,14 @@ import psutil
 
 from adaptive_cnn.cli.progress import ProgressLine
 from adaptive_cnn.data import load_dataset
-from adaptive_cnn.design import CostModel, Designer, default_predictor
+from adaptive_cnn.design import CostModel, default_predictor
 from adaptive_cnn.design.final_choice import choose_final
-from adaptive_cnn.networks import get_family
-from adaptive_cnn.reproduce.design_runs import SearchSettings
-from adaptive_cnn.training import TrainConfig, TrainingCache, default_cache_dir, train
+from adaptive_cnn.reproduce.design_runs import DesignBench, SearchSettings
+from adaptive_cnn.reproduce.registry import ReproduceError
+from adaptive_cnn.training import TrainingCache, default_cache_dir
 from energy_models.devices import load_device
 from energy_models.predictor import EnergyPredictor
-from selector import CascadeData, evaluate, optimise_thresholds, oracle
+from selector import CascadeData, oracle
 
 SEARCHES = {  # name -> (strategy, threshold mode)
     "bo": ("bo", "inner"),
@@ -139,7 +140,11 @@ def main(argv=None) -> int:
     )
     bench = _Bench(args, dataset, costs, TrainingCache(cache_root), run_root, say)
     started = time.monotonic()
-    seeds = [bench.run_seed(seed) for seed in args.seeds]
+    try:
+        seeds = [bench.run_seed(seed) for seed in args.seeds]
+    except ReproduceError as exc:  # e.g. a journal of other settings under --run-dir
+        print(f"design_quality: error: {exc}", file=sys.stderr)
+        return 2
     report = {
         "benchmark": "design_quality",
         "energy_source": "estimated" if costs.estimated else "measured",
@@ -157,14 +162,12 @@ def main(argv=None) -> int:
     return 0
 
 
-class _Bench:
-    """Everything one seed needs: the dataset, the cost model, the cache and settings."""
+class _Bench(DesignBench):
+    """One seed's figures on :class:`DesignBench` (the searches, trainings and iso-accuracy
+    thresholds ``acnn reproduce`` shares), plus the efficiency of every search."""
 
     def __init__(self, args, dataset, costs: CostModel, cache, run_root: Path, say) -> None:
-        self.args, self.dataset, self.costs, self.cache = args, dataset, costs, cache
-        self.run_root, self.say = run_root, say
-        refs = get_family(args.family).references()
-        self.settings = SearchSettings(  # the searches' DesignConfig, as acnn reproduce has it
+        settings = SearchSettings(  # the searches' DesignConfig, as acnn reproduce has it
             dataset=args.dataset,
             seeds=tuple(args.seeds),
             trials=args.trials,
@@ -178,33 +181,27 @@ class _Bench:
             family=args.family,
             device=args.device,
             reference_seeds=not args.no_reference_seeds,
+            target_ratio=args.target_ratio,
+            iso_points=args.iso_points,
         )
-        self.refs = {k: f"{args.family}:{a.to_str()}" for k, a in refs.items()}
-
-    def final(self, arch: str, seed: int):
-        config = TrainConfig(epochs=self.args.final_epochs)
-        return train(arch, self.dataset, config, seed, threads=self.args.threads, cache=self.cache)
+        super().__init__(settings, dataset, costs, cache, run_root, say)
+        self.stages = args.stages
 
     def run_seed(self, seed: int) -> dict[str, Any]:
-        self.say(f"seed {seed}: training the reference networks ({self.args.final_epochs:g} ep)")
-        singles = {name: self.single(arch, seed) for name, arch in self.refs.items()}
-        best_name = max(
-            singles, key=lambda n: (singles[n]["val_accuracy"], -singles[n]["energy_mj"])
-        )
+        singles = self.singles(seed)
+        best_name, budget_mj, target = self.budget(singles)
         best = singles[best_name]
-        budget_mj = best["energy_mj"] / self.args.target_ratio
-        target = best["val_accuracy"] - self.args.iso_points / 100
         searches = {
-            name: self.search(seed, name, strategy, mode, budget_mj)
+            name: self.search_summary(seed, name, strategy, mode, budget_mj)
             for name, (strategy, mode) in SEARCHES.items()
         }
         design_stages = searches["bo"].pop("best_stages")
         for s in searches.values():
             s.pop("best_stages", None)
         self.say(f"seed {seed}: training the design {' | '.join(design_stages)} fully")
-        design = self.iso_system(design_stages, seed, target, with_oracle=True)
+        design = self.iso_cascade(design_stages, seed, target, with_oracle=True)
         pairs = {
-            f"{a}/{b}": self.iso_system([self.refs[a], self.refs[b]], seed, target)
+            f"{a}/{b}": self.iso_cascade([self.refs[a], self.refs[b]], seed, target)
             for a, b in (("small", "medium"), ("small", "large"), ("medium", "large"))
         }
         best_pair = min(pairs, key=lambda k: (not pairs[k]["iso_ok"], pairs[k]["energy_mj"]))
@@ -228,30 +225,10 @@ class _Bench:
             "efficiency": efficiency(searches),
         }
 
-    def single(self, arch: str, seed: int) -> dict[str, Any]:
-        result = self.final(arch, seed)
-        return {
-            "arch": arch,
-            "val_accuracy": result.val_accuracy,
-            "test_accuracy": result.test_accuracy,
-            "energy_mj": self.costs.local(arch).energy_mj,
-            "macs": result.macs,
-        }
-
-    def search(self, seed: int, name: str, strategy: str, mode: str, budget_mj: float):
-        a = self.args
-        config = self.settings.design_config(seed, strategy, mode, budget_mj, stages=a.stages)
-        run_dir = self.run_root / f"seed{seed}" / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config)) + "\n")
-        bar = ProgressLine(f"seed {seed} {name:<10}", enabled=not a.quiet)
-        designer = Designer(config, self.dataset, self.costs, self.cache, run_dir, bar.update)
-        designer.resume()
-        designer.run()
-        bar.close()
-        # a journal from a longer run counts only its first `trials` evaluations
-        ordered = sorted(designer.evaluations, key=lambda e: e.index)[: a.trials]
-        designer.evaluations = ordered
+    def search_summary(self, seed: int, name: str, strategy: str, mode: str, budget_mj: float):
+        """Run (or resume) one search; its curve, counts and (for ``bo``) the design."""
+        designer = self.search(seed, name, strategy, mode, budget_mj, stages=self.stages)
+        ordered = designer.evaluations  # the first `trials`, in order
         curve, best = [], float("nan")
         for e in ordered:
             if e.feasible and not best >= e.metrics["accuracy"]:
@@ -278,29 +255,19 @@ class _Bench:
             **extra,
         }
 
-    def iso_system(self, stages, seed: int, target: float, with_oracle: bool = False):
+    def iso_cascade(self, stages, seed: int, target: float, with_oracle: bool = False):
         """Final-trained networks, thresholds of least energy reaching ``target`` on val."""
         results = [self.final(arch, seed) for arch in stages]
         costs = self.costs.stage_costs(stages)
-        data, metric = self.dataset, "margin"
-        val = CascadeData.from_probs([r.val_probs for r in results], data.val.labels, metric)
-        test = CascadeData.from_probs([r.test_probs for r in results], data.test.labels, metric)
-        choice = optimise_thresholds(val, costs, min_accuracy=target)
-        thresholds = np.asarray(choice.thresholds, dtype=float)
-        m = evaluate(test, costs, thresholds).metrics_at(0)
-        row = {
-            "stages": list(stages),
-            "thresholds": list(choice.thresholds),
-            "val_accuracy": evaluate(val, costs, thresholds).metrics_at(0)["accuracy"],
-            "test_accuracy": m["accuracy"],
-            "energy_mj": m["energy_mj"],
-            "exit_fractions": m["exit_fractions"],
-            "stage_energy_mj": [float(e) for e in costs.energy_mj],
-            "stage_test_accuracy": [r.test_accuracy for r in results],
-            "iso_ok": choice.feasible,
-        }
+        row = self.iso_system(results, costs, target, with_oracle)
+        row.update(
+            stages=list(stages),
+            stage_test_accuracy=[r.test_accuracy for r in results],
+            iso_ok=row["val_target_met"],
+        )
         if with_oracle:
-            row["oracle"] = oracle(test, costs, min_accuracy=m["accuracy"]).to_dict()
+            labels = self.dataset.test.labels
+            test = CascadeData.from_probs([r.test_probs for r in results], labels, "margin")
             row["oracle_full"] = oracle(test, costs).to_dict()
         return row
 

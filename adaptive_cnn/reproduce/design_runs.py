@@ -369,6 +369,7 @@ class DesignBench:
                 "val_accuracy": result.val_accuracy,
                 "test_accuracy": result.test_accuracy,
                 "energy_mj": self.costs.local(arch).energy_mj,
+                "macs": result.macs,
             }
         return rows
 

@@ -133,6 +133,12 @@ def test_design_quality_writes_figures(design_predictor, tmp_path, capsys):
     assert design["oracle"]["accuracy"] >= design["test_accuracy"] - 1e-12
     assert set(seed["big_little"]) == {"small/medium", "small/large", "medium/large"}
     assert "x single" in capsys.readouterr().out
+    # the journals are reused as they are; other settings on them are refused in one line
+    assert load("design_quality").main(args) == 0
+    assert json.loads(out.read_text())["seeds"][0]["design"] == design
+    capsys.readouterr()
+    assert load("design_quality").main([*args, "--proxy-subset", "200"]) == 2
+    assert "belongs to another search" in capsys.readouterr().err
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert load("design_quality").main(["--render", str(out)]) == 0
     assert "aware BO speed-up" in capsys.readouterr().out
