@@ -9,7 +9,7 @@ from pathlib import Path
 from adaptive_cnn.cli.tables import format_table
 
 RESULTS_DIR = Path("results")
-COMMON = ("experiment", "quick", "out", "quiet", "run", "command", "list")
+COMMON = ("experiment", "quick", "out", "quiet", "run", "command", "list", "update_readme")
 
 
 def add_parser(commands) -> None:
@@ -27,6 +27,15 @@ def add_parser(commands) -> None:
         ),
     )
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument(
+        "--update-readme",
+        nargs="?",
+        const=Path("README.md"),
+        type=Path,
+        metavar="README",
+        help="rewrite README's generated block (headline table and experiment 1's plot) from "
+        f"the finished runs under {RESULTS_DIR}/ and exit (default README.md)",
+    )
     p.set_defaults(run=run_reproduce, experiment=None)
     experiments = p.add_subparsers(dest="experiment", metavar="NAME")
     for experiment in list_experiments():
@@ -53,6 +62,14 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
     if args.list:
         _print_list()
+        return 0
+    if args.update_readme is not None:
+        from adaptive_cnn.reproduce.readme import update_readme
+
+        if not args.update_readme.is_file():
+            raise ReproduceError(f"--update-readme: no such file {args.update_readme}")
+        changed = update_readme(args.update_readme, RESULTS_DIR)
+        print(f"{args.update_readme}: {'updated' if changed else 'already up to date'}")
         return 0
     if args.experiment is None:
         raise ReproduceError("name an experiment (acnn reproduce NAME) or pass --list")

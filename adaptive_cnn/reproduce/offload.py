@@ -380,6 +380,24 @@ def _summary(nominal, crossings, closed) -> dict[str, Any]:
     return summary
 
 
+def _ours(head: Mapping[str, Any]) -> str:
+    """The headline as one sentence (the README's table)."""
+    energies = (
+        f"all-cloud {head['all_cloud_mj']:.3g} mJ, local cascade {head['local_cascade_mj']:.3g} "
+        f"mJ, all-local {head['all_local_mj']:.3g} mJ per image"
+    )
+    if not head["grid_crossovers"]:
+        return f"no crossover in the sweep: {energies}"
+    mbps = head["cloud_vs_all_local_breakeven_uplink_mbps"]
+    rtt = head["cloud_vs_all_local_breakeven_rtt_ms"]
+    return (
+        f"{head['grid_crossovers']} crossover(s); all-cloud = all-local at "
+        + (f"{mbps:.3g} Mbit/s uplink" if mbps else "–")
+        + (f", {rtt:.3g} ms RTT" if rtt else "")
+        + f" ({energies})"
+    )
+
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="offload",
@@ -387,5 +405,6 @@ EXPERIMENT = register_experiment(
         paper=PAPER,
         add_arguments=add_arguments,
         run=run,
+        ours=_ours,
     )
 )

@@ -33,6 +33,8 @@ class Experiment:
         add_arguments: adds the experiment's own options to its parser.
         run: runs it with the parsed options, writing every file through the writer;
             returns the headline figures (JSON-able), which ``config.json`` also records.
+        claim: the paper's headline claim, short (a cell of the README's table).
+        ours: the headline figures (``run``'s return value) as one sentence beside it.
     """
 
     name: str
@@ -40,6 +42,8 @@ class Experiment:
     paper: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, ResultWriter], Mapping[str, Any]]
+    claim: str = "—"
+    ours: Callable[[Mapping[str, Any]], str] | None = None
 
 
 _EXPERIMENTS: dict[str, Experiment] = {}
