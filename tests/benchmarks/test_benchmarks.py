@@ -161,3 +161,31 @@ def test_design_quality_writes_figures(design_predictor, tmp_path, capsys):
     before = [j.read_text() for j in journals]
     assert load("design_quality").main(args) == 0
     assert [j.read_text() for j in journals] == before
+
+
+def test_proxy_fidelity_ranks_cached_final_networks(tmp_path, capsys):
+    from adaptive_cnn.data import load_dataset
+    from adaptive_cnn.training import TrainConfig, TrainingCache, train
+
+    module = load("proxy_fidelity")
+    cache_dir, out = tmp_path / "cache", tmp_path / "fidelity.json"
+    args = ["--dataset", "digits", "--final-epochs", "1", "--fidelity", "300x1", "allx0.5"]
+    args += ["--cache-dir", str(cache_dir), "--out", str(out), "--quiet"]
+    assert module.main(args) == 2  # nothing trained at the final fidelity yet
+    assert "at least 3 are needed" in capsys.readouterr().err
+    data, cache = load_dataset("digits"), TrainingCache(cache_dir)
+    archs = ["conv:c4k3p-fc8", "conv:c8k3p-fc16", "conv:bn-c12k3p-c16k3p-fc32"]
+    finals = [train(a, data, TrainConfig(epochs=1), 0, threads=1, cache=cache) for a in archs]
+    assert module.main(args) == 0
+    report = json.loads(out.read_text())
+    assert [n["arch"] for n in report["networks"]] == sorted(archs)
+    by_arch = {f.arch: f.val_accuracy for f in finals}
+    assert report["final"]["val_accuracy"] == [by_arch[a.split(":", 1)[1]] for a in sorted(archs)]
+    assert [f["fidelity"] for f in report["fidelities"]] == ["300x1", "allx0.5"]
+    for f in report["fidelities"]:
+        assert f["networks"] == 3 and f["cache_hits"] == 0
+        assert -1 <= f["spearman"] <= 1 and 0 <= f["top_k_overlap"] <= f["top_k"] == 3
+    assert module.main(args) == 0  # again: every proxy training comes from the cache
+    assert all(f["cache_hits"] == 3 for f in json.loads(out.read_text())["fidelities"])
+    with pytest.raises(SystemExit):
+        module.parse_args(["--fidelity", "4000"])
