@@ -60,6 +60,8 @@ SEARCHES = {  # name -> (strategy, threshold mode)
     "bo-joint": ("bo", "joint"),
 }
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+PATH_SETTINGS = ("predictor", "run_dir", "cache_dir")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -348,9 +350,19 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         SystemExit: the runs differ in a setting other than the seeds and output paths.
     """
     ignored = {"seeds", "out", "render", "quiet"}
-    first = {k: v for k, v in reports[0]["settings"].items() if k not in ignored}
+
+    def comparable(settings: dict[str, Any]) -> dict[str, Any]:
+        # a path given relative to the repository root (where the benchmarks run) and
+        # the same path given absolute are one setting
+        return {
+            k: str((ROOT / v).resolve()) if k in PATH_SETTINGS and isinstance(v, str) else v
+            for k, v in settings.items()
+            if k not in ignored
+        }
+
+    first = comparable(reports[0]["settings"])
     for other in reports[1:]:
-        settings = {k: v for k, v in other["settings"].items() if k not in ignored}
+        settings = comparable(other["settings"])
         if settings != first:
             differ = sorted(k for k in first.keys() | settings.keys()
                             if first.get(k) != settings.get(k))  # fmt: skip
