@@ -31,6 +31,13 @@ class TrainConfig:
     warmup_fraction: float = 0.03
 
     def __post_init__(self) -> None:
+        # one numeric type per field: the config is part of the training-cache key, and
+        # epochs=3 and epochs=3.0 must name the same training
+        for name, kind in (("epochs", float), ("lr", float), ("weight_decay", float),
+                           ("warmup_fraction", float), ("batch_size", int)):  # fmt: skip
+            object.__setattr__(self, name, _number(name, getattr(self, name), kind))
+        if self.subset is not None:
+            object.__setattr__(self, "subset", _number("subset", self.subset, int))
         if not self.epochs > 0:
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if self.subset is not None and self.subset < 1:
@@ -57,3 +64,16 @@ class TrainConfig:
                 f"unknown training setting {unknown[0]!r}; known: {', '.join(sorted(known))}"
             )
         return cls(**data)
+
+
+def _number(name: str, value: Any, kind: type) -> float | int:
+    """``value`` as ``kind`` (an int only when it is a whole number); else a ConfigError."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if kind is int and not number.is_integer():
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    return int(number) if kind is int else number

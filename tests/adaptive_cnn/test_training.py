@@ -61,6 +61,10 @@ def test_key_covers_config_seed_and_split(digits, cache):
         train(SMALL, digits, QUICK, seed=1, threads=1, cache=cache).cache_key,
     }
     assert len(keys) == 3
+    # the same budget written as an int or a float is the same training (a cache hit)
+    as_floats = TrainConfig(epochs=2.0, batch_size=64.0)
+    again = train(SMALL, digits, as_floats, seed=0, threads=1, cache=cache)
+    assert again.cache_hit and again.cache_key == base.cache_key
 
 
 def test_subset_budget_trains_on_fewer_images(digits):
@@ -121,6 +125,12 @@ def test_config_rejects_unknown_keys_and_bad_values():
     assert TrainConfig.from_dict(TrainConfig(epochs=2.5, subset=10).to_dict()) == TrainConfig(
         epochs=2.5, subset=10
     )
+    assert TrainConfig(epochs=3, subset=4000.0).to_dict() == TrainConfig(3.0, 4000).to_dict()
+    assert type(TrainConfig(epochs=3).epochs) is float
+    assert type(TrainConfig(subset=9.0).subset) is int
+    for bad in ({"subset": 10.5}, {"batch_size": 1.5}, {"epochs": "three"}, {"lr": True}):
+        with pytest.raises(ConfigError, match="must be a"):
+            TrainConfig(**bad)
 
 
 def test_cache_root_that_is_a_file_is_a_clear_error(digits, tmp_path):
