@@ -2,8 +2,10 @@
 
 1. Throughput: the same cloud model, served by ``acnn serve`` and by Seldon MLServer (with
    the runtime of ``rpc/mlserver_runtime.py``), each in its own process on 127.0.0.1 with
-   one torch thread and the same batching settings (max batch 32; one server process per
-   ``--max-queue-delay-ms``, default 0 and 2 ms, and each level takes each server's best:
+   one torch thread, the same model runtime (``--runtime``, default the compiled TorchScript
+   module acnn serve runs by default) and the same batching settings (max batch 32; one
+   server process per ``--max-queue-delay-ms``, default 0 and 2 ms; each level takes each
+   server's best:
    at 0 acnn batches whatever queued while the model ran, MLServer does not batch), called
    by the same client: tritonclient's gRPC client, N threads each sending batch-1 FP32 requests
    for a fixed time, both servers up at once and timed in interleaved rounds (order
@@ -52,7 +54,7 @@ from rpc.run_folder import load_run
 from selector import confidence
 
 ROOT = Path(__file__).resolve().parents[1]
-REPEATS = 15  # interleaved (direct, client) pairs per batch size for the routing overhead
+REPEATS = 21  # interleaved (direct, client) pairs per batch size for the routing overhead
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,6 +72,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="batching delays each server runs with, ms; each level reports each server's "
         "best (default 0 2; at 0 acnn batches what queued while the model ran, MLServer "
         "does not batch)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=("torchscript", "eager"),
+        default="torchscript",
+        help="how both servers run the model (acnn serve --runtime; the MLServer runtime "
+        "gets the same): torchscript (traced, frozen, batch norms folded) or eager torch",
     )
     parser.add_argument(
         "--no-throughput", action="store_true", help="measure only the routing overhead"
@@ -189,11 +198,11 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(sorted_ms), q))
 
 
-def start_acnn_serve(run_dir: Path, delay_ms: float) -> tuple[subprocess.Popen, str]:
+def start_acnn_serve(run_dir: Path, delay_ms: float, runtime: str) -> tuple[subprocess.Popen, str]:
     acnn = str(Path(sys.executable).parent / "acnn")
     process = subprocess.Popen(
         [acnn, "serve", str(run_dir), "--port", "0", "--threads", "1"]
-        + ["--max-queue-delay-ms", str(delay_ms)],
+        + ["--max-queue-delay-ms", str(delay_ms), "--runtime", runtime],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -204,7 +213,9 @@ def start_acnn_serve(run_dir: Path, delay_ms: float) -> tuple[subprocess.Popen, 
     return process, line.split(" on ")[1].strip()
 
 
-def throughput(run_dir: Path, images, levels, seconds, rounds, delays_ms, work: Path) -> dict:
+def throughput(
+    run_dir: Path, images, levels, seconds, rounds, delays_ms, runtime: str, work: Path
+) -> dict:
     """Every server and batching delay up at once; per round and level, one timed run each,
     order alternating.
 
@@ -215,13 +226,17 @@ def throughput(run_dir: Path, images, levels, seconds, rounds, delays_ms, work: 
     processes, mlservers, loads = [], [], {}
     try:
         for delay in delays_ms:
-            process, address = start_acnn_serve(run_dir, delay)
+            process, address = start_acnn_serve(run_dir, delay, runtime)
             processes.append(process)
             loads[("acnn", delay)] = Load(address, "cloud", images, process.pid)
         if mlserver_executable() is not None:
             for delay in delays_ms:
                 server = start_mlserver(
-                    run_dir, work / f"mlserver-{delay:g}ms", threads=1, max_batch_time_s=delay / 1e3
+                    run_dir,
+                    work / f"mlserver-{delay:g}ms",
+                    threads=1,
+                    max_batch_time_s=delay / 1e3,
+                    runtime=runtime,
                 )
                 mlservers.append(server)
                 loads[("mlserver", delay)] = Load(
@@ -384,6 +399,8 @@ def main(argv=None) -> int:
             run_dir = work / "run"
             run_dir.mkdir()
             write_hand_run(run_dir, images)
+        # routing first: on a quiet machine, before any server process exists
+        routing = routing_overhead(run_dir, images)
         served = {}
         if not args.no_throughput:
             served = throughput(
@@ -393,9 +410,9 @@ def main(argv=None) -> int:
                 args.seconds,
                 args.rounds,
                 args.max_queue_delay_ms,
+                args.runtime,
                 work,
             )
-        routing = routing_overhead(run_dir, images)
     report = {
         "throughput": served,
         "routing_overhead": routing,

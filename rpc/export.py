@@ -22,6 +22,8 @@ from rpc.models import INPUT_NAME, OUTPUT_NAME, StageModel, load_stage_model, ru
 from rpc.run_folder import RunFolder
 
 FORMATS = ("torchscript", "onnx")
+SERVING_RUNTIMES = ("torchscript", "eager")
+SERVING_TOLERANCE = 1e-5  # largest |probability difference| a compiled stage may show
 SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -42,6 +44,30 @@ def torchscript_bytes(model: StageModel, example: torch.Tensor) -> bytes:
         warnings.simplefilter("ignore")  # TorchScript is deprecated upstream, still supported
         torch.jit.save(torch.jit.trace(model, example), buffer)
     return buffer.getvalue()
+
+
+def serving_module(model: StageModel, example: torch.Tensor, runtime: str) -> torch.nn.Module:
+    """The module a server runs for ``model``: ``eager``, or ``torchscript`` (traced,
+    frozen and optimised for inference: batch norms folded into convolutions, the whole
+    forward in one call that holds the GIL once instead of once per layer).
+
+    A compiled module is used only where its probabilities on ``example`` equal eager
+    torch's within :data:`SERVING_TOLERANCE`; otherwise the eager module serves.
+    """
+    if runtime not in SERVING_RUNTIMES:
+        raise ValueError(f"serving runtime {runtime!r}; use {' or '.join(SERVING_RUNTIMES)}")
+    if runtime == "eager":
+        return model
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript is deprecated upstream, still supported
+        frozen = torch.jit.freeze(torch.jit.trace(model, example).eval())
+        compiled = torch.jit.optimize_for_inference(frozen)
+        expected = model(example)
+        for candidate in (compiled, frozen):
+            got = candidate(example)
+            if got.shape == expected.shape and (got - expected).abs().max() <= SERVING_TOLERANCE:
+                return candidate
+    return model
 
 
 def onnx_bytes(model: StageModel, example: torch.Tensor) -> bytes:

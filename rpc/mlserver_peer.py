@@ -66,6 +66,7 @@ def start_mlserver(
     max_batch_size: int = 32,
     max_batch_time_s: float = 0.002,
     threads: int = 1,
+    runtime: str = "torchscript",
     startup_timeout_s: float = 90.0,
 ) -> MLServerProcess:
     """Write MLServer settings under ``workdir``, start it, wait until the model is ready.
@@ -99,7 +100,7 @@ def start_mlserver(
         "parameters": {
             "uri": str(Path(run_dir).resolve()),
             "version": "1",
-            "extra": {"stage": stage, "threads": threads},
+            "extra": {"stage": stage, "threads": threads, "runtime": runtime},
         },
     }
     (model_dir / "model-settings.json").write_text(json.dumps(model))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from rpc.batching import DynamicBatcher
+from rpc.export import example_input, serving_module
 from rpc.generated import acnn_oip_pb2 as pb
 from rpc.models import INPUT_NAME, OUTPUT_NAME, load_stage_model, run_torch
 from rpc.run_folder import RunFolder, StageSpec
@@ -62,6 +63,8 @@ class ModelRepository:
         run: the design run folder.
         max_batch_size, max_queue_delay_ms, max_queue_size: batcher settings per model.
         names: stage names to serve (default: all, the cloud model as ``cloud``).
+        runtime: how each stage runs: ``torchscript`` (compiled, the default) or ``eager``
+            (see :func:`rpc.export.serving_module`).
     """
 
     def __init__(
@@ -72,13 +75,14 @@ class ModelRepository:
         max_queue_delay_ms: float,
         max_queue_size: int,
         names: Sequence[str] | None = None,
+        runtime: str = "torchscript",
     ) -> None:
         self.run, self.max_batch_size = run, max_batch_size
         self.models: dict[str, ServedModel] = {}
         for stage in run.stages:
             if names is not None and stage.name not in names:
                 continue
-            model = load_stage_model(run, stage)
+            model = serving_module(load_stage_model(run, stage), example_input(run), runtime)
             self.models[stage.name] = ServedModel(
                 name=stage.name,
                 stage=stage,
@@ -155,5 +159,5 @@ class ModelRepository:
             model.batcher.close(timeout)
 
 
-def _runner(model: torch.nn.Module):
+def _runner(model: torch.nn.Module | torch.jit.ScriptModule):
     return lambda images: run_torch(model, images)

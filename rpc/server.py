@@ -26,6 +26,7 @@ import adaptive_cnn
 from rpc.auth import TokenAuthInterceptor, read_token, server_credentials
 from rpc.batching import Closed, DeadlineExpired, QueueFull
 from rpc.errors import ServerConfigError
+from rpc.export import SERVING_RUNTIMES
 from rpc.generated import acnn_oip_pb2 as pb
 from rpc.models import OUTPUT_NAME
 from rpc.protocol import (
@@ -59,6 +60,7 @@ class ServerConfig:
         tls_cert, tls_key: PEM files to serve TLS (both or neither).
         tls_client_ca: PEM CA that client certificates must be signed by (mutual TLS).
         token_file: file holding the bearer token calls must present.
+        runtime: how models run: ``torchscript`` (compiled) or ``eager`` torch.
     """
 
     host: str = "127.0.0.1"
@@ -74,6 +76,7 @@ class ServerConfig:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     token_file: str | None = None
+    runtime: str = "torchscript"
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -82,6 +85,9 @@ class ServerConfig:
             raise ServerConfigError("--tls-client-ca needs --tls-cert and --tls-key")
         if min(self.max_batch_size, self.max_queue_size, self.workers) < 1:
             raise ServerConfigError("batch size, queue size and workers must be >= 1")
+        if self.runtime not in SERVING_RUNTIMES:
+            runtimes = " or ".join(SERVING_RUNTIMES)
+            raise ServerConfigError(f"runtime {self.runtime!r}; use {runtimes}")
 
 
 class _State:
@@ -149,6 +155,7 @@ class CloudServer:
             max_queue_delay_ms=config.max_queue_delay_ms,
             max_queue_size=config.max_queue_size,
             names=models,
+            runtime=config.runtime,
         )
         interceptors = []
         if config.token_file:

@@ -35,6 +35,13 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--drain-s", type=float, default=10.0, help="grace period on SIGTERM, s")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--runtime",
+        default="torchscript",
+        choices=("torchscript", "eager"),
+        help="how models run: torchscript (traced, frozen, batch norms folded; checked "
+        "against eager within 1e-5) or eager torch (default torchscript)",
+    )
     parser.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (TLS)")
     parser.add_argument("--tls-key", metavar="PEM", help="server private key (TLS)")
     parser.add_argument(
@@ -74,6 +81,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         token_file=args.token_file,
+        runtime=args.runtime,
     )
     serve(load_run(args.run_dir), config, announce=lambda line: print(line, flush=True))
     return 0

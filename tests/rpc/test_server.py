@@ -76,8 +76,9 @@ def test_liveness_readiness_and_metadata(run, serve):
     assert status_of(stub["ModelMetadata"], request, timeout=TIMEOUT) == grpc.StatusCode.NOT_FOUND
 
 
-def test_every_stage_answers_what_torch_computes(run, serve, digits_test, reference_probs):
-    server = serve(run)
+@pytest.mark.parametrize("runtime", ["torchscript", "eager"])
+def test_every_stage_answers_what_torch_computes(runtime, run, serve, digits_test, reference_probs):
+    server = serve(run, runtime=runtime)
     stub, _ = calls(server.address)
     images = digits_test[0][:5]
     for name in ("stage1", "stage2", "cloud"):
