@@ -49,6 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--proxy-subset", type=int, help="training images of both searches")
     parser.add_argument("--proxy-epochs", type=float, help="BO epochs per candidate")
     parser.add_argument("--final-epochs", type=float, help="epochs of the found designs")
+    parser.add_argument(
+        "--finetune-epochs",
+        type=float,
+        help="single-path: fine-tune the found network from the supernet's weights this "
+        "many epochs instead of training it from scratch",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny settings on digits")

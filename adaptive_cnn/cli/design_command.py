@@ -46,6 +46,7 @@ _FLAGS = {  # flag attribute -> DesignConfig field
     "initial_lambda": "initial_lambda",
     "stage1_share": "stage1_share",
     "search_width": "search_width",
+    "finetune_epochs": "finetune_epochs",
 }
 
 
@@ -226,6 +227,13 @@ def add_parser(commands) -> None:
         metavar="W",
         help="width multiplier of the supernet: 0.5, 0.75, 1.0 or 1.5 (default: the widest "
         "whose cheapest network costs at most half the stage-1 budget)",
+    )
+    sp.add_argument(
+        "--finetune-epochs",
+        type=float,
+        metavar="E",
+        help="start the found network from the supernet's weights and train it E epochs "
+        "(fractions allowed) instead of --final-epochs from scratch (default: from scratch)",
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
     p.add_argument(

@@ -66,6 +66,9 @@ class DesignConfig:
             (None: all of it for a lone local network, half when later stages follow).
         search_width: single-path: width multiplier of the supernet (None: the widest
             whose cheapest network costs at most half the stage-1 budget).
+        finetune_epochs: single-path: start the found network from the supernet's weights
+            (:mod:`adaptive_cnn.single_path.inherit`) and train it this many epochs,
+            instead of ``final_epochs`` from scratch (None: from scratch).
     """
 
     budget_mj: float | None = None
@@ -102,6 +105,7 @@ class DesignConfig:
     initial_lambda: float = 0.5
     stage1_share: float | None = None
     search_width: float | None = None
+    finetune_epochs: float | None = None
 
     def __post_init__(self) -> None:
         if self.budget_mj is None and self.min_accuracy is None:
@@ -149,6 +153,8 @@ class DesignConfig:
             raise ConfigError("lambda trials must be >= 1 and the initial lambda > 0")
         if self.stage1_share is not None and not 0 < self.stage1_share <= 1:
             raise ConfigError(f"stage-1 share must be in (0, 1], got {self.stage1_share}")
+        if self.finetune_epochs is not None and not self.finetune_epochs > 0:
+            raise ConfigError(f"fine-tune epochs must be > 0, got {self.finetune_epochs}")
         if self.search_width is not None and self.search_width not in SEARCH_WIDTHS:
             raise ConfigError(
                 f"search width must be one of {', '.join(map(str, SEARCH_WIDTHS))}, "

@@ -33,7 +33,7 @@ QUICK = {
     "proxy_subset": 256,
     "proxy_epochs": 1.0,
     "final_epochs": 1.0,
-    "budget": "15mJ",
+    "budget": "60mJ",  # fits digits on the measured predictors of this machine
 }
 SETTING_KEYS = (
     "budget",
@@ -45,6 +45,7 @@ SETTING_KEYS = (
     "proxy_subset",
     "proxy_epochs",
     "final_epochs",
+    "finetune_epochs",
 )
 
 
@@ -84,7 +85,8 @@ def design_args(
     common += ["--threads", str(threads)] if threads else []
     common += _flags(s, ("proxy_subset", "final_epochs"))
     if method == "single-path":
-        return common + _flags(s, ("search_epochs", "warmup_epochs", "lambda_trials"))
+        names = ("search_epochs", "warmup_epochs", "lambda_trials", "finetune_epochs")
+        return common + _flags(s, names)
     bo = _flags(s, ("trials", "proxy_epochs"))
     if quick:
         bo += ["--initial-points", "2", "--candidates", "40", "--rerank", "1"]

@@ -51,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy-subset", type=int, metavar="N", help="training images of searches")
     p.add_argument("--proxy-epochs", type=float, metavar="E", help="BO epochs per candidate")
     p.add_argument("--final-epochs", type=float, metavar="E", help="epochs of the found designs")
+    p.add_argument(
+        "--finetune-epochs",
+        type=float,
+        help="single-path: fine-tune the found network from the supernet's weights this "
+        "many epochs instead of training it from scratch",
+    )
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(

@@ -4,7 +4,9 @@
 2. The automatic lambda search (:mod:`.lambda_search`) runs superkernel searches until the
    found network meets the stage-1 budget (``DesignConfig.stage1_budget_mj``) with the
    best validation accuracy of the supernet.
-3. That network is trained from scratch with the final budget, like any design.
+3. That network is trained from scratch with the final budget, like any design, or, with
+   ``finetune_epochs``, fine-tuned from the weights it had in the supernet
+   (:mod:`.inherit`) for that many epochs.
 4. Later local stages, if any, are the family's reference networks (the costliest that
    pass the a-priori screen), trained with the final budget; a cloud stage is the
    configured cloud model. Thresholds are solved by ``selector`` on validation under the
@@ -18,7 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
+from adaptive_cnn.design.config import DesignConfig
 from adaptive_cnn.design.designer import (
     Designer,
     Evaluation,
@@ -39,7 +43,7 @@ from adaptive_cnn.single_path.search import (
     run_search,
     warm_up,
 )
-from adaptive_cnn.training import train
+from adaptive_cnn.training import TrainConfig, train
 from energy_models.predictor import EnergyPredictor
 from selector import CascadeData, evaluate
 
@@ -149,19 +153,37 @@ def design_single_path(
 
     found = search_lambda(run, budget, config.lambda_trials, config.initial_lambda)
     stages = (found.best.arch, *later_stages(designer, found.best.arch))
-    say(f"training {' | '.join(stages)} ({config.final_epochs:g} epochs); testing once")
-    chosen = _evaluate(designer, stages, warm.seconds + sum(t.seconds for t in found.trials))
-    extra = {"single_path": _report(found, warm, base, costs)}
+    scratch = stages
+    if config.finetune_epochs is not None:
+        epochs = config.finetune_epochs
+        say(f"fine-tuning {stages[0]} from the supernet's weights ({epochs:g} epochs)")
+        scratch = stages[1:]
+    if scratch:
+        say(f"training {' | '.join(scratch)} ({config.final_epochs:g} epochs)")
+    say("evaluating the cascade; testing once")
+    seconds = warm.seconds + sum(t.seconds for t in found.trials)
+    chosen = _evaluate(designer, stages, seconds, found.best.inherited)
+    extra = {"single_path": _report(found, warm, base, costs, config)}
     return write_design(designer, chosen, [chosen], baselines, extra)
 
 
-def _evaluate(designer: Designer, stages: tuple[str, ...], seconds: float) -> FinalCandidate:
-    """Train the stages with the final budget and evaluate the cascade on validation."""
+def _evaluate(
+    designer: Designer,
+    stages: tuple[str, ...],
+    seconds: float,
+    inherited: dict[str, torch.Tensor] | None = None,
+) -> FinalCandidate:
+    """Train the stages with the final budget (stage 1 fine-tuned from ``inherited`` when
+    the config asks for it) and evaluate the cascade on validation."""
     config = designer.config
     results = tuple(
         train(a, designer.dataset, designer.final_config(), config.seed,
               threads=config.threads, cache=designer.cache)
-        for a in stages
+        if s > 0 or config.finetune_epochs is None or inherited is None
+        else train(a, designer.dataset, TrainConfig(epochs=config.finetune_epochs),
+                   config.seed, threads=config.threads, cache=designer.cache,
+                   init_state=inherited)
+        for s, a in enumerate(stages)
     )  # fmt: skip
     val = [r.val_probs for r in results]
     if config.has_cloud:
@@ -187,7 +209,11 @@ def _evaluate(designer: Designer, stages: tuple[str, ...], seconds: float) -> Fi
 
 
 def _report(
-    found: LambdaSearch, warm: WarmStart, base: SearchConfig, costs: SupernetCosts
+    found: LambdaSearch,
+    warm: WarmStart,
+    base: SearchConfig,
+    costs: SupernetCosts,
+    config: DesignConfig,
 ) -> dict[str, Any]:
     trials = [t.to_dict() for t in found.trials]
     return {
@@ -201,6 +227,13 @@ def _report(
         "search_seconds": warm.seconds + sum(t.seconds for t in found.trials),
         "warmup_epochs": warm.epochs,
         "warmup_seconds": warm.seconds,
+        # how the found network was trained after the search
+        "stage1_training": "from scratch"
+        if config.finetune_epochs is None
+        else "fine-tuned from the supernet's weights",
+        "stage1_epochs": config.final_epochs
+        if config.finetune_epochs is None
+        else config.finetune_epochs,
         "search": {k: v for k, v in base.to_dict().items() if k != "lam"},
         "trials": trials,
     }

@@ -30,6 +30,7 @@ from torch import nn
 from adaptive_cnn.data.types import DatasetSplits
 from adaptive_cnn.errors import ConfigError
 from adaptive_cnn.single_path.cost import SupernetCosts
+from adaptive_cnn.single_path.inherit import inherited_state
 from adaptive_cnn.single_path.superkernel import DEFAULT_TEMPERATURE
 from adaptive_cnn.single_path.supernet import SinglePathSupernet
 from adaptive_cnn.training import accuracy, predict_probs, torch_threads
@@ -109,6 +110,9 @@ class SearchResult:
         thresholds: the final thresholds, ``"slot.name" -> value``.
         history: one row per epoch (and at the end): step, epoch, loss, cross-entropy,
             expected energy and derived architecture.
+        inherited: the derived network's weights taken from the supernet (a ``state_dict``
+            of the plain network, :func:`~adaptive_cnn.single_path.inherit.inherited_state`),
+            to fine-tune from; not part of :meth:`to_dict`.
     """
 
     arch: str
@@ -119,6 +123,7 @@ class SearchResult:
     seconds: float
     thresholds: dict[str, float] = field(default_factory=dict)
     history: tuple[dict[str, Any], ...] = ()
+    inherited: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,6 +201,7 @@ def run_search(
         net = _seeded_supernet(dataset, config, seed)
         history = _train(net, dataset, costs, config, seed, progress, warm)
         arch = net.derive_arch()
+        inherited = inherited_state(net, arch)
         probs = predict_probs(net, dataset.val.images, dataset.preprocessing)
     return SearchResult(
         arch=f"mbconv:{arch.to_str()}",
@@ -210,6 +216,7 @@ def run_search(
             for name, t in block.thresholds().items()
         },
         history=tuple(history),
+        inherited=inherited,
     )
 
 

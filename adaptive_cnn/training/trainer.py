@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +17,7 @@ from torch import nn
 
 import adaptive_cnn
 from adaptive_cnn.data.types import DatasetSplits, ImageSet, Preprocessing
+from adaptive_cnn.errors import ConfigError
 from adaptive_cnn.networks import arch_cost, create_network, parse_arch
 from adaptive_cnn.training.cache import TrainingCache, cache_key
 from adaptive_cnn.training.config import TrainConfig
@@ -90,6 +91,7 @@ def train(
     threads: int | None = None,
     cache: TrainingCache | None = None,
     progress: ProgressFn | None = None,
+    init_state: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``arch`` on ``dataset`` (or fetch it from ``cache``) and evaluate it.
 
@@ -106,17 +108,25 @@ def train(
         threads: torch intra-op threads for this call (None: torch's current setting).
         cache: where to look for and store the result; None trains unconditionally.
         progress: called with :class:`TrainProgress` while training.
+        init_state: start from these weights (a full ``state_dict`` of the network, e.g.
+            inherited from a supernet) instead of a seeded initialisation: fine-tuning.
+            Its digest joins the cache key.
 
     Returns:
         The trained network's weights, held-out probabilities, accuracies and cost.
     """
     arch_obj = parse_arch(arch) if isinstance(arch, str) else arch
     with torch_threads(threads) as used_threads:
-        key = cache_key(_identity(arch_obj, dataset, config, seed, used_threads))
+        identity = _identity(arch_obj, dataset, config, seed, used_threads)
+        if init_state is not None:  # only then: every from-scratch key stays as it was
+            identity["init_state"] = state_digest(init_state)
+        key = cache_key(identity)
         cached = cache.load(key) if cache is not None else None
         if cached is not None:
             return cached
-        result = _train_uncached(arch_obj, dataset, config, seed, used_threads, key, progress)
+        result = _train_uncached(
+            arch_obj, dataset, config, seed, used_threads, key, progress, init_state
+        )
     if cache is not None:
         cache.store(result)
     return result
@@ -136,9 +146,27 @@ def _identity(arch, dataset: DatasetSplits, config: TrainConfig, seed: int, thre
     }
 
 
-def _train_uncached(arch, dataset, config, seed, threads, key, progress) -> TrainResult:
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and values."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _train_uncached(
+    arch, dataset, config, seed, threads, key, progress, init_state=None
+) -> TrainResult:
     torch.manual_seed(seed)
     model = create_network(arch, dataset.input_shape, dataset.num_classes)
+    if init_state is not None:
+        try:
+            model.load_state_dict(init_state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ConfigError(f"the initial weights do not fit {arch}: {first}") from None
     model = model.to(memory_format=MEMORY_FORMAT)
     train_set = _training_subset(dataset.train, config.subset, seed)
     started = time.perf_counter()

@@ -157,3 +157,28 @@ def test_each_family_keys_its_training_on_its_own_sources():
     versions = {code_version(name) for name in FAMILY_SOURCES}
     assert len(versions) == len(FAMILY_SOURCES) and code_version() not in versions
     assert code_version("conv") == code_version("conv")
+
+
+def test_fine_tuning_starts_from_the_given_weights(digits, cache):
+    trained = train(SMALL, digits, QUICK, seed=0, threads=1, cache=cache)
+    # a learning rate too small to move anything: the result is the initial weights' own
+    still = TrainConfig(epochs=0.1, batch_size=64, lr=1e-12, weight_decay=0.0)
+    tuned = train(
+        SMALL, digits, still, seed=5, threads=1, cache=cache, init_state=trained.state_dict
+    )
+    np.testing.assert_allclose(tuned.val_probs, trained.val_probs, atol=1e-4)
+    assert tuned.val_accuracy == trained.val_accuracy
+    scratch = train(SMALL, digits, still, seed=5, threads=1, cache=cache)
+    assert scratch.val_accuracy < trained.val_accuracy - 0.2  # untrained: near chance
+    assert len({tuned.cache_key, scratch.cache_key}) == 2  # the weights are in the key
+    again = train(
+        SMALL, digits, still, seed=5, threads=1, cache=cache, init_state=trained.state_dict
+    )
+    assert again.cache_hit and again.cache_key == tuned.cache_key
+
+
+def test_initial_weights_of_another_network_are_a_one_line_error(digits):
+    other = train("c8k3p-fc32", digits, TrainConfig(epochs=0.1, batch_size=64), seed=0, threads=1)
+    with pytest.raises(ConfigError, match="do not fit") as info:
+        train(SMALL, digits, QUICK, seed=0, threads=1, init_state=other.state_dict)
+    assert "\n" not in str(info.value)

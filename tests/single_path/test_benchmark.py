@@ -17,12 +17,14 @@ def test_quick_benchmark_writes_both_methods(predictor_file, tmp_path, capsys) -
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "cost.json"
-    args = ["--quick", "--predictor", predictor_file, "--threads", "1", "--out", str(out)]
+    args = ["--quick", "--budget", "15mJ", "--predictor", predictor_file, "--threads", "1"]
+    args += ["--finetune-epochs", "0.5", "--out", str(out)]
     assert module.main(args + ["--work", str(tmp_path / "work")]) == 0
     report = json.loads(out.read_text())
     sp, bo = report["results"]
     assert (sp["method"], bo["method"]) == ("single-path", "bo")
     assert sp["config"]["method"] == "single-path" and bo["config"]["method"] == "bo"
+    assert sp["config"]["finetune_epochs"] == 0.5 and bo["config"]["finetune_epochs"] is None
     assert bo["search_epochs"] == 3  # 3 trials x 1 proxy epoch
     for r in (sp, bo):
         assert r["arch"].startswith("mbconv:") and r["energy_mj"] <= 15.0

@@ -58,11 +58,24 @@ def test_single_path_design_writes_a_run_folder(predictor_file, tmp_path, capsys
     assert 1 <= len(sp["trials"]) <= 2 and sp["warmup_epochs"] == 1
     assert sp["search_epochs"] == 1 + len(sp["trials"])  # warm-up once, then 1 epoch each
     assert sp["search_seconds"] > 0 and result["evaluations"] == 1
+    assert sp["stage1_training"] == "from scratch" and sp["stage1_epochs"] == 1
     run = tmp_path / "run"
     for name in ("config.yaml", "design.yaml", "result.json", "search.csv", "stage1.pt"):
         assert (run / name).exists()
     assert main(["report", str(run)]) == 0
     assert "single-path search: " in capsys.readouterr().out
+
+
+def test_the_found_network_can_be_fine_tuned_from_the_supernet(
+    predictor_file, tmp_path, capsys
+) -> None:
+    extra = ["--budget", "15mJ", "--finetune-epochs", "0.5", "--json"]
+    assert main(_args(predictor_file, tmp_path, *extra)) == 0
+    result = json.loads(capsys.readouterr().out)
+    sp = result["single_path"]
+    assert sp["stage1_training"] == "fine-tuned from the supernet's weights"
+    assert sp["stage1_epochs"] == 0.5 and result["config"]["finetune_epochs"] == 0.5
+    assert result["stages"][0]["arch"] == sp["arch"] and 0 <= result["test_accuracy"] <= 1
 
 
 def test_single_path_cascade_takes_a_reference_stage(predictor_file, tmp_path, capsys) -> None:
@@ -83,6 +96,7 @@ def test_single_path_cascade_takes_a_reference_stage(predictor_file, tmp_path, c
         (["--min-accuracy", "0.5"], "needs an energy budget"),
         (["--budget", "0.001mJ"], "no network of the single-path space fits"),
         (["--budget", "15mJ", "--stage1-share", "2"], "stage-1 share"),
+        (["--budget", "15mJ", "--finetune-epochs", "0"], "fine-tune epochs must be > 0"),
     ],
 )
 def test_bad_input_is_a_one_line_error(predictor_file, tmp_path, capsys, extra, message):

@@ -7,8 +7,10 @@ import itertools
 import pytest
 import torch
 
+from adaptive_cnn.networks.mbconv import MBLayer
 from adaptive_cnn.networks.mbconv_blocks import InvertedResidual
 from adaptive_cnn.single_path import SuperkernelMBConv, indicator
+from adaptive_cnn.single_path.inherit import layer_state
 
 CHOICES = list(itertools.product((3, 5), (3, 6), (False, True)))
 
@@ -24,35 +26,6 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
             tensor.copy_(values + 0.5 if name.endswith("running_var") else values - 0.5)
 
 
-def _copy_into(plain: InvertedResidual, sk: SuperkernelMBConv, kernel: int, expansion: int):
-    """Load the superkernel's weights for a choice into a plain layer: the 3x3 kernel is the
-    inner core of the 5x5, expansion 3 the first half of the hidden (and SE) channels."""
-    h = sk.in_channels * expansion
-    r = sk.se_half if expansion == 3 else sk.se_hidden
-    core = slice(1, 4) if kernel == 3 else slice(0, 5)
-    src = sk.state_dict()
-    out = {}
-    for name, target in plain.state_dict().items():
-        if name.startswith("se."):
-            w = src[name.replace("se.reduce", "se_reduce").replace("se.expand", "se_expand")]
-            is_reduce = "reduce" in name
-            if w.dim() == 4:
-                w = w[:r, :h] if is_reduce else w[:h, :r]
-            else:
-                w = w[:r] if is_reduce else w[:h]
-        elif name.startswith("depthwise.0"):
-            w = src[name][:h, :, core, core]
-        elif name.startswith("project.0"):
-            w = src[name][:, :h]
-        elif name.startswith(("expand", "depthwise")) and target.dim() > 0:
-            w = src[name][:h]
-        else:
-            w = src[name]
-        assert w.shape == target.shape, name
-        out[name] = w
-    plain.load_state_dict(out)
-
-
 @pytest.mark.parametrize("shape", [(8, 8, 1), (8, 16, 2)], ids=["residual", "strided"])
 @pytest.mark.parametrize(("kernel", "expansion", "se"), CHOICES)
 def test_forced_superkernel_equals_the_plain_layer(shape, kernel, expansion, se) -> None:
@@ -61,7 +34,8 @@ def test_forced_superkernel_equals_the_plain_layer(shape, kernel, expansion, se)
     sk = SuperkernelMBConv(in_ch, out_ch, stride, skippable=stride == 1)
     _randomise(sk, 1)
     plain = InvertedResidual(in_ch, out_ch, kernel, expansion, stride, se)
-    _copy_into(plain, sk, kernel, expansion)
+    layer = MBLayer(out_ch, kernel, expansion, stride, se=se)
+    plain.load_state_dict(layer_state(sk, layer))  # strict: every weight comes from sk
     sk.force(kernel=kernel, expansion=expansion, se=se, skip=False)
     sk.eval(), plain.eval()
     x = torch.randn(3, in_ch, 7, 7, generator=torch.Generator().manual_seed(2))
