@@ -99,6 +99,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="searches start from random designs, not the hand-picked reference cascades",
     )
+    p.add_argument(
+        "--last-stage",
+        metavar="ARCH",
+        help="every search fixes its last local stage to this network (small, medium, large "
+        "or an architecture string), fully trained, and searches the stages before it",
+    )
     p.add_argument("--device", default="local", help="device profile (default: local)")
     p.add_argument("--predictor", help="energy predictor file (default: this machine's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads for training")
@@ -185,6 +191,7 @@ class _Bench(DesignBench):
             reference_seeds=not args.no_reference_seeds,
             target_ratio=args.target_ratio,
             iso_points=args.iso_points,
+            last_stage=args.last_stage,
         )
         super().__init__(settings, dataset, costs, cache, run_root, say)
         self.stages = args.stages

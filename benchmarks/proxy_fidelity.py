@@ -74,11 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def final_networks(cache_root: Path, args, fingerprint: str) -> list[tuple[str, int, float]]:
     """(arch, seed, final val accuracy) of the cached final-fidelity trainings, by arch."""
     found: dict[tuple[str, int], float] = {}
-    for meta_path in sorted((cache_root / "entries").glob("*/*/meta.json")):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a torn or foreign entry is not ours to judge here
+    for meta in TrainingCache(cache_root).entries():
         config = meta.get("config") or {}
         if (
             meta.get("family") == args.family

@@ -47,6 +47,7 @@ _FLAGS = {  # flag attribute -> DesignConfig field
     "stage1_share": "stage1_share",
     "search_width": "search_width",
     "finetune_epochs": "finetune_epochs",
+    "last_stage": "last_stage",
 }
 
 
@@ -139,6 +140,13 @@ def add_parser(commands) -> None:
         type=float,
         metavar="N",
         help="training epochs of the chosen design (default 3)",
+    )
+    p.add_argument(
+        "--last-stage",
+        metavar="ARCH",
+        help="fix the last local stage to this network (an architecture string, or "
+        "small/medium/large: that family's reference) and search the stages before it; "
+        "it is trained once with --final-epochs (default: every stage searched)",
     )
     p.add_argument("--cloud-arch", metavar="STR", help="the cloud model's architecture")
     p.add_argument("--cloud-epochs", type=float, metavar="N", help="its training epochs")

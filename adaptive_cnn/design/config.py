@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.errors import ArchitectureError, ConfigError
+from adaptive_cnn.networks import get_family, parse_arch
 from adaptive_cnn.networks.mbconv import WIDTHS as SEARCH_WIDTHS
 
 MODES = ("inner", "joint")
@@ -66,6 +67,11 @@ class DesignConfig:
             (None: all of it for a lone local network, half when later stages follow).
         search_width: single-path: width multiplier of the supernet (None: the widest
             whose cheapest network costs at most half the stage-1 budget).
+        last_stage: bo: fix the last local stage to this network (``family:arch``, or a
+            reference name ``small``, ``medium``, ``large`` of that stage's family),
+            trained once with ``final_epochs`` and cached; the search covers the stages
+            before it. Proxy training ranks large networks low, so a search of whole
+            cascades rarely keeps a strong last stage; this one is fully trained.
         finetune_epochs: single-path: start the found network from the supernet's weights
             (:mod:`adaptive_cnn.single_path.inherit`) and train it this many epochs,
             instead of ``final_epochs`` from scratch (None: from scratch).
@@ -106,6 +112,7 @@ class DesignConfig:
     stage1_share: float | None = None
     search_width: float | None = None
     finetune_epochs: float | None = None
+    last_stage: str | None = None
 
     def __post_init__(self) -> None:
         if self.budget_mj is None and self.min_accuracy is None:
@@ -135,6 +142,31 @@ class DesignConfig:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method == "single-path":
             self._check_single_path()
+        if self.last_stage is not None:
+            self._resolve_last_stage()
+
+    def _resolve_last_stage(self) -> None:
+        if self.method != "bo":
+            raise ConfigError("--last-stage fixes a stage of the BO search (--method bo)")
+        if self.local_stages < 2:
+            raise ConfigError("--last-stage needs --stages 2 or more (a stage to search)")
+        family = self.stage_families[-1]
+        name = self.last_stage.strip()
+        references = get_family(family).references()
+        if name in references:
+            name = f"{family}:{references[name].to_str()}"
+        elif ":" not in name:
+            name = f"{family}:{name}"
+        try:
+            arch = parse_arch(name)
+        except ArchitectureError as exc:
+            raise ConfigError(f"--last-stage: {exc}") from None
+        if arch.family != family:
+            raise ConfigError(
+                f"--last-stage {self.last_stage!r} is a {arch.family} network; the last "
+                f"local stage is of the {family} family"
+            )
+        object.__setattr__(self, "last_stage", f"{family}:{arch.to_str()}")
 
     def _check_single_path(self) -> None:
         if self.stage_families[0] != SINGLE_PATH_FAMILY:

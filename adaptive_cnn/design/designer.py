@@ -160,13 +160,17 @@ class Designer:
         self.config, self.dataset, self.costs, self.cache = config, dataset, costs, cache
         self.run_dir, self.progress = Path(run_dir), progress
         n_stages = config.local_stages + (1 if config.has_cloud else 0)
+        fixed = (config.last_stage,) if config.last_stage is not None else ()
         self.space = CascadeSpace(
-            config.stage_families, n_stages - 1 if config.mode == "joint" else 0
+            config.stage_families[: config.local_stages - len(fixed)],
+            n_stages - 1 if config.mode == "joint" else 0,
+            fixed,
         )
         self.backend = self._backend()
         self.seed_points = self._seed_points()
         self.evaluations: list[Evaluation] = []
         self._cloud: TrainResult | None = None  # read from the cache once, not per evaluation
+        self._fixed: tuple[TrainResult, ...] | None = None  # likewise the fixed stages
 
     # --- search --------------------------------------------------------------------
 
@@ -286,8 +290,9 @@ class Designer:
         self, point: list[Any], config: TrainConfig, threads: int | None
     ) -> TrainingJob:
         """The job that trains the local networks of ``point`` (in any worker)."""
+        searched = self.space.decode(point).stages[: len(self.space.families)]
         return TrainingJob(
-            archs=self.space.decode(point).stages,
+            archs=searched,  # the fixed stages are trained once, fully (fixed_results)
             dataset=self.config.dataset,
             data_dir=self.config.data_dir,
             split_seed=self.config.split_seed,
@@ -316,6 +321,16 @@ class Designer:
             )
         return self._cloud
 
+    def fixed_results(self) -> tuple[TrainResult, ...]:
+        """The fixed last stages (``--last-stage``), trained once with the final budget."""
+        if self._fixed is None:
+            self._fixed = tuple(
+                train(arch, self.dataset, self.final_config(), self.config.seed,
+                      threads=self.config.threads, cache=self.cache)
+                for arch in self.space.fixed
+            )  # fmt: skip
+        return self._fixed
+
     def cloud_probs(self, split: str) -> np.ndarray:
         """The cloud model's probabilities on ``split`` (val or test)."""
         result = self.cloud_result()
@@ -331,7 +346,7 @@ class Designer:
         """Evaluate the cascade of ``point`` from its trained stages' probabilities."""
         candidate = self.space.decode(point)
         predicted = tuple(self.costs.local(a).energy_mj for a in candidate.stages)
-        probs = list(result.val_probs)
+        probs = list(result.val_probs) + [r.val_probs for r in self.fixed_results()]
         if self.config.has_cloud:
             probs.append(self.cloud_probs("val"))
         thresholds, metrics = self.cascade_metrics(candidate, probs, self.dataset.val.labels)

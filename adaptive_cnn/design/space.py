@@ -36,12 +36,15 @@ class CascadeSpace:
     """Encode and decode cascades for the optimiser.
 
     Args:
-        families: family name of each local stage.
+        families: family name of each searched local stage.
         thresholds: number of threshold dimensions (0 in inner mode).
+        fixed: ``family:arch`` strings of local stages that follow the searched ones and
+            are not searched (``--last-stage``); every candidate ends with them.
     """
 
-    def __init__(self, families: Sequence[str], thresholds: int) -> None:
+    def __init__(self, families: Sequence[str], thresholds: int, fixed: Sequence[str] = ()) -> None:
         self.families = tuple(families)
+        self.fixed = tuple(fixed)
         self.n_thresholds = thresholds
         self._family_dims = [get_family(f).dimensions() for f in self.families]
         self._threshold_dims = tuple(
@@ -74,17 +77,21 @@ class CascadeSpace:
             stages.append(f"{name}:{arch.to_str()}")
             start += len(dims)
         thresholds = tuple(point[start:]) if self.n_thresholds else None
-        return Candidate(tuple(stages), thresholds)
+        return Candidate((*stages, *self.fixed), thresholds)
 
     def encode(self, stages: Sequence[str], thresholds: Sequence[float] | None = None) -> list:
         """The point of a cascade given by its stages' architecture strings.
 
         Args:
-            stages: one ``family:arch`` string per local stage, families as the space's.
+            stages: one ``family:arch`` string per local stage, families as the space's,
+                ending with the fixed stages.
             thresholds: joint mode only; None puts every threshold mid-range.
         """
+        searched = len(self.families)
+        if tuple(stages[searched:]) != self.fixed:
+            raise ValueError(f"the cascade must end with the fixed stages {self.fixed}")
         point: list[Any] = []
-        for name, arch in zip(self.families, stages, strict=True):
+        for name, arch in zip(self.families, stages[:searched], strict=True):
             family_name, _, body = arch.partition(":")
             if family_name != name:
                 raise ValueError(f"stage {arch!r} is not of the {name} family")
@@ -97,13 +104,19 @@ class CascadeSpace:
 
     def reference_cascades(self) -> list[list[Any]]:
         """Points of the hand-picked cascades: each family's reference networks in order of
-        cost (small, medium, large), every increasing combination with one per stage."""
+        cost (small, medium, large), every increasing combination with one per searched
+        stage (none holding a fixed stage's network), then the fixed stages."""
         refs = [
             [f"{name}:{a.to_str()}" for a in get_family(name).references().values()]
             for name in self.families
         ]
         combos = itertools.combinations(range(min(len(r) for r in refs)), len(self.families))
-        return [self.encode([refs[s][i] for s, i in enumerate(c)]) for c in combos]
+        cascades = [[refs[s][i] for s, i in enumerate(c)] for c in combos]
+        return [
+            self.encode([*stages, *self.fixed])
+            for stages in cascades
+            if not set(stages) & set(self.fixed)
+        ]
 
     def canonical(self, point: Sequence[Any]) -> list[Any]:
         """JSON-safe plain values of a point."""

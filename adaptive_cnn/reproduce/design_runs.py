@@ -59,7 +59,10 @@ JOURNAL_KEYS = (
     "reference_seeds",
     "min_accuracy",
     "max_bytes",
+    "last_stage",
 )
+#: What an older journal that lacks one of these keys was run with.
+JOURNAL_DEFAULTS: dict[str, Any] = {"last_stage": None}
 FULL = {  # the settings of the design_quality v2 runs, so their trainings are reused
     "dataset": "fashion-mnist",
     "seeds": [0, 1, 2],
@@ -107,6 +110,7 @@ class SearchSettings:
     target_ratio: float = 2.5
     iso_points: float = 0.5
     budget_mj: float | None = None
+    last_stage: str | None = None
 
     def design_config(
         self, seed: int, strategy: str, mode: str, budget_mj: float, stages: int = 2
@@ -133,6 +137,7 @@ class SearchSettings:
             final_epochs=self.final_epochs,
             threads=self.threads,
             reference_seeds=self.reference_seeds,
+            last_stage=self.last_stage if stages > 1 else None,
             rerank=self.rerank,
         )
 
@@ -202,6 +207,12 @@ def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
         help="searches start from random designs, not the family's reference cascades",
     )
     p.add_argument(
+        "--last-stage",
+        metavar="ARCH",
+        help="the searches fix their last local stage to this network (small, medium, "
+        "large or an architecture string) and search the stages before it",
+    )
+    p.add_argument(
         "--target-ratio",
         type=float,
         default=2.5,
@@ -235,6 +246,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         target_ratio=args.target_ratio,
         iso_points=args.iso_points,
         budget_mj=getattr(args, "budget", None),
+        last_stage=getattr(args, "last_stage", None),
     )
 
 
@@ -259,15 +271,19 @@ def journal_mismatches(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> l
 
     The budget is compared with a relative tolerance of 1e-9 (it is a derived float);
     every other key in :data:`JOURNAL_KEYS` must be equal. Keys missing from ``saved``
-    are skipped (older journals lack newer fields).
+    take their :data:`JOURNAL_DEFAULTS` value, or are skipped (older journals lack newer
+    fields).
     """
     found = []
     a, b = saved.get("budget_mj"), wanted.get("budget_mj")
     if a is not None and b is not None and not math.isclose(a, b, rel_tol=1e-9):
         found.append(f"budget_mj {a:.6g} (wanted {b:.6g})")
     for key in JOURNAL_KEYS:
-        if key in saved and _norm(saved[key]) != _norm(wanted.get(key)):
-            found.append(f"{key} {saved[key]!r} (wanted {wanted.get(key)!r})")
+        if key not in saved and key not in JOURNAL_DEFAULTS:
+            continue
+        value = saved.get(key, JOURNAL_DEFAULTS.get(key))
+        if _norm(value) != _norm(wanted.get(key)):
+            found.append(f"{key} {value!r} (wanted {wanted.get(key)!r})")
     return found
 
 

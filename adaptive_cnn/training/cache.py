@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,17 @@ class TrainingCache:
                 return final  # another process stored the same entry first
             raise
         return final
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """The summaries (``meta.json``) of every stored entry, in key order; a torn or
+        foreign entry is skipped."""
+        for meta_path in sorted((self.root / "entries").glob("*/*/meta.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(meta, dict) and meta.get("format") == ENTRY_FORMAT:
+                yield meta
 
     def prune_temporary(self, older_than_s: float = 3600.0) -> int:
         """Remove temporary folders left by killed writers; returns how many were removed."""

@@ -263,3 +263,57 @@ def test_search_starts_from_the_reference_cascades_and_reranks_at_full_training(
     assert main([*plain, "--budget", "30mJ", "--no-reference-seeds", "--rerank", "1"]) == 0
     first = json.loads((tmp_path / "plain" / "journal.jsonl").read_text().splitlines()[0])
     assert tuple(first["stages"]) != (small, medium)
+
+
+def test_space_with_a_fixed_last_stage_searches_only_the_stages_before_it() -> None:
+    small, medium, large = (f"conv:{a.to_str()}" for a in get_family("conv").references().values())
+    space = CascadeSpace(("conv",), thresholds=0, fixed=(large,))
+    point = space.sample(np.random.default_rng(0))
+    assert len(point) == len(get_family("conv").dimensions())  # one searched stage
+    assert space.decode(point).stages[-1] == large
+    assert space.decode(space.encode(("conv:c16k3p-fc32", large))).stages[0] == "conv:c16k3p-fc32"
+    with pytest.raises(ValueError, match="end with the fixed stages"):
+        space.encode(("conv:c16k3p-fc32", medium))
+    # the hand-picked pairs ending in the fixed network, none of it twice
+    assert [space.decode(p).stages for p in space.reference_cascades()] == [
+        (small, large),
+        (medium, large),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"last_stage": "large", "local_stages": 1}, "--stages 2 or more"),
+        ({"last_stage": "c8k3-zz"}, "--last-stage: bad conv architecture"),
+        ({"last_stage": "mbconv:stem8-m8k3e1-head64"}, "is a mbconv network"),
+        ({"last_stage": "large", "method": "single-path", "families": ("mbconv",)}, "--method bo"),
+    ],
+)
+def test_a_bad_last_stage_is_a_config_error(settings, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DesignConfig(budget_mj=30.0, **settings)
+    large = get_family("conv").references()["large"].to_str()
+    assert DesignConfig(budget_mj=30.0, last_stage="large").last_stage == f"conv:{large}"
+
+
+def test_design_with_a_fixed_last_stage_trains_it_once_at_the_final_budget(
+    design_predictor, design_args, tmp_path, capsys
+):
+    from adaptive_cnn.training import TrainingCache
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    last = "conv:c16k3-c16k3p-fc32"
+    args = design_args(design_predictor, out, cache, "--budget", "30mJ", trials=3)
+    assert main([*args, "--last-stage", last, "--rerank", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
+    assert len(journal) == 3 and all(r["stages"][-1] == last for r in journal)
+    assert all(len(r["stages"]) == 2 for r in journal)
+    assert result["stages"][1]["arch"] == last and result["config"]["last_stage"] == last
+    # the fixed stage was trained with the final budget (never with the proxy budget)
+    trained = [m for m in TrainingCache(cache).entries() if m["arch"] == last.split(":")[1]]
+    assert [m["config"]["subset"] for m in trained] == [None]
+    # its search evaluations used those fully trained probabilities: a resume re-tells
+    # them without training anything new
+    assert main([*args, "--last-stage", last, "--resume", str(out), "--json"]) == 0
