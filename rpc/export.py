@@ -60,10 +60,12 @@ def serving_module(model: StageModel, example: torch.Tensor, runtime: str) -> to
         return model
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript is deprecated upstream, still supported
-        frozen = torch.jit.freeze(torch.jit.trace(model, example).eval())
-        compiled = torch.jit.optimize_for_inference(frozen)
         expected = model(example)
-        for candidate in (compiled, frozen):
+        for optimise in (True, False):  # optimised first, then frozen only
+            # optimize_for_inference rewrites its argument in place: trace afresh each time
+            candidate = torch.jit.freeze(torch.jit.trace(model, example).eval())
+            if optimise:
+                candidate = torch.jit.optimize_for_inference(candidate)
             got = candidate(example)
             if got.shape == expected.shape and (got - expected).abs().max() <= SERVING_TOLERANCE:
                 return candidate

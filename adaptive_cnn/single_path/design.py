@@ -153,16 +153,16 @@ def design_single_path(
 
     found = search_lambda(run, budget, config.lambda_trials, config.initial_lambda)
     stages = (found.best.arch, *later_stages(designer, found.best.arch))
-    scratch = stages
-    if config.finetune_epochs is not None:
+    init = found.best.inherited if config.finetune_epochs is not None else None
+    scratch = stages if init is None else stages[1:]
+    if init is not None:
         epochs = config.finetune_epochs
         say(f"fine-tuning {stages[0]} from the supernet's weights ({epochs:g} epochs)")
-        scratch = stages[1:]
     if scratch:
         say(f"training {' | '.join(scratch)} ({config.final_epochs:g} epochs)")
     say("evaluating the cascade; testing once")
     seconds = warm.seconds + sum(t.seconds for t in found.trials)
-    chosen = _evaluate(designer, stages, seconds, found.best.inherited)
+    chosen = _evaluate(designer, stages, seconds, init)
     extra = {"single_path": _report(found, warm, base, costs, config)}
     return write_design(designer, chosen, [chosen], baselines, extra)
 
@@ -171,19 +171,19 @@ def _evaluate(
     designer: Designer,
     stages: tuple[str, ...],
     seconds: float,
-    inherited: dict[str, torch.Tensor] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> FinalCandidate:
-    """Train the stages with the final budget (stage 1 fine-tuned from ``inherited`` when
-    the config asks for it) and evaluate the cascade on validation."""
+    """Train the stages with the final budget, or stage 1 for ``finetune_epochs`` from
+    ``init`` when given, and evaluate the cascade on validation."""
     config = designer.config
+    budgets = [designer.final_config()] * len(stages)
+    inits = [None] * len(stages)
+    if init is not None:
+        budgets[0], inits[0] = TrainConfig(epochs=config.finetune_epochs), init
     results = tuple(
-        train(a, designer.dataset, designer.final_config(), config.seed,
-              threads=config.threads, cache=designer.cache)
-        if s > 0 or config.finetune_epochs is None or inherited is None
-        else train(a, designer.dataset, TrainConfig(epochs=config.finetune_epochs),
-                   config.seed, threads=config.threads, cache=designer.cache,
-                   init_state=inherited)
-        for s, a in enumerate(stages)
+        train(a, designer.dataset, budget, config.seed, threads=config.threads,
+              cache=designer.cache, init_state=start)
+        for a, budget, start in zip(stages, budgets, inits, strict=True)
     )  # fmt: skip
     val = [r.val_probs for r in results]
     if config.has_cloud:
