@@ -11,6 +11,7 @@ nothing twice.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -101,8 +102,12 @@ class Evaluation:
         )
 
 
-def constraint_violation(metrics: dict[str, Any], config: DesignConfig) -> float:
-    """Relative amount by which the metrics break the constraints (0 when feasible)."""
+def constraint_violation(
+    metrics: dict[str, Any], config: DesignConfig, *, accuracy: bool = True
+) -> float:
+    """Relative amount by which the metrics break the constraints (0 when feasible);
+    ``accuracy=False`` leaves ``min_accuracy`` out (the constraint proxy training
+    cannot judge: it underestimates the accuracy of the fully trained networks)."""
     violation = 0.0
     if config.budget_mj is not None:
         excess = metrics["energy_mj"] / config.budget_mj - 1.0
@@ -111,7 +116,7 @@ def constraint_violation(metrics: dict[str, Any], config: DesignConfig) -> float
         violation += max(0.0, metrics["bytes_per_image"] - config.max_bytes) / max(
             config.max_bytes, 1.0
         )
-    if config.min_accuracy is not None:
+    if accuracy and config.min_accuracy is not None:
         violation += max(0.0, config.min_accuracy - metrics["accuracy"])
     return violation
 
@@ -128,11 +133,12 @@ def solve_thresholds(data: CascadeData, costs: StageCosts, config: DesignConfig)
 
 
 def loss_of(metrics: dict[str, Any], config: DesignConfig) -> float:
-    """Lower is better: minus accuracy (or log energy) when feasible, a penalty otherwise."""
+    """Lower is better: minus accuracy (or log energy) when feasible; otherwise a penalty
+    above every feasible loss that grows with the violation (the least short first)."""
     violation = constraint_violation(metrics, config)
     if config.min_accuracy is not None:
-        base = math.log(max(metrics["energy_mj"], 1e-12))
-        return base if violation == 0 else base + 100.0 + violation
+        # log energy of a feasible design lies within (-28, 28): 1e-12 .. 1e12 mJ
+        return math.log(max(metrics["energy_mj"], 1e-12)) if violation == 0 else 100.0 + violation
     return -metrics["accuracy"] if violation == 0 else 1.0 + violation
 
 
@@ -199,9 +205,16 @@ class Designer:
         return self.costs.screen(self.space.decode(point).stages, self.config.budget_mj) is None
 
     def resume(self) -> int:
-        """Re-tell the journal's evaluations to the backend; returns how many."""
+        """Re-tell the journal's evaluations to the backend; returns how many.
+
+        Each loss is recomputed from the journalled metrics, so a journal written under an
+        older loss rule resumes consistently with the evaluations still to come.
+        """
         for record in sorted(read_records(self.run_dir / JOURNAL), key=lambda r: r["index"]):
             evaluation = Evaluation.from_record(record)
+            evaluation = dataclasses.replace(
+                evaluation, loss=loss_of(evaluation.metrics, self.config)
+            )
             self.backend.tell(evaluation.point, evaluation.loss)
             self.evaluations.append(evaluation)
         return len(self.evaluations)
@@ -384,7 +397,7 @@ class Designer:
         if not feasible:
             raise DesignError(
                 f"none of {len(self.evaluations)} evaluated designs meets the constraints "
-                f"(budget {self.config.budget_mj} mJ); raise the budget or search longer"
+                f"({_constraints(self.config)}); relax them or search longer"
             )
         return min(feasible, key=lambda e: (e.loss, e.index))
 
@@ -392,6 +405,15 @@ class Designer:
     def trained_infeasible(self) -> int:
         """Evaluations that were trained and turned out infeasible."""
         return sum(not e.feasible for e in self.evaluations)
+
+
+def _constraints(config: DesignConfig) -> str:
+    parts = [] if config.budget_mj is None else [f"budget {config.budget_mj:g} mJ"]
+    if config.min_accuracy is not None:
+        parts.append(f"min accuracy {config.min_accuracy:.2%}")
+    if config.max_bytes is not None:
+        parts.append(f"max {config.max_bytes:g} bytes per image")
+    return ", ".join(parts)
 
 
 def _describe(e: Evaluation) -> str:

@@ -5,6 +5,12 @@ networks that learn fast over networks that end up accurate. The ``rerank`` best
 designs are therefore trained with the final budget, their thresholds solved again on the
 validation split, and the one with the best validation loss wins. The test split is not
 touched here.
+
+With ``--min-accuracy`` proxy training cannot judge the accuracy constraint: a cascade of
+proxy-trained networks falls points short of what the same networks reach fully trained.
+Candidates that meet every other constraint are therefore shortlisted too (after the
+feasible ones, the least short first), and the final training decides: the design must
+meet every constraint fully trained, or the search ends in a :class:`DesignError`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import numpy as np
 
 from adaptive_cnn.design.designer import (
     Designer,
+    DesignError,
     Evaluation,
+    constraint_violation,
     loss_of,
     solve_thresholds,
 )
@@ -46,13 +54,14 @@ class FinalCandidate:
 
 
 def shortlist(designer: Designer) -> list[Evaluation]:
-    """The ``config.rerank`` best feasible evaluations, one per distinct set of stages;
-    with ``rerank > 1`` also every other feasible hand-picked reference cascade the search
+    """The ``config.rerank`` best eligible evaluations (feasible, or with ``min_accuracy``
+    short only of the accuracy), one per distinct set of stages;
+    with ``rerank > 1`` also every other eligible hand-picked reference cascade the search
     started from (proxy training ranks their large networks low, fully trained they are
     strong, so the design is never worse on validation than the best of them)."""
     distinct: dict[tuple[str, ...], Evaluation] = {}
     for e in sorted(designer.evaluations, key=lambda e: (e.loss, e.index)):
-        if e.feasible:
+        if _eligible(e, designer.config):
             distinct.setdefault(e.stages, e)
     ranked = list(distinct.values())
     k = designer.config.rerank
@@ -60,6 +69,17 @@ def shortlist(designer: Designer) -> list[Evaluation]:
         return ranked[:1]
     seeds = {designer.space.decode(p).stages for p in designer.seed_points}
     return ranked[:k] + [e for e in ranked[k:] if e.stages in seeds]
+
+
+def _eligible(e: Evaluation, config) -> bool:
+    """Feasible, or (with ``min_accuracy``) short only of the accuracy proxy training
+    cannot show."""
+    if e.feasible:
+        return True
+    return (
+        config.min_accuracy is not None
+        and constraint_violation(e.metrics, config, accuracy=False) == 0
+    )
 
 
 def choose_final(
@@ -71,10 +91,12 @@ def choose_final(
     are instant) and one with its validation figures after it.
 
     Raises:
-        DesignError: no evaluation is feasible (from :meth:`Designer.best`).
+        DesignError: no evaluation is eligible (:meth:`Designer.best`'s error), or with
+            ``min_accuracy`` none meets the constraints fully trained either.
     """
-    designer.best()  # raises the user-facing error when nothing is feasible
     candidates = shortlist(designer)
+    if not candidates:
+        designer.best()  # raises the user-facing error: nothing is feasible
     ranked = []
     for i, evaluation in enumerate(candidates, start=1):
         head = f"final training {i}/{len(candidates)}"
@@ -88,6 +110,13 @@ def choose_final(
                 f"(estimated) per image (proxy {evaluation.metrics['accuracy']:.4f})"
             )
     best = min(ranked, key=lambda c: (c.loss, c.evaluation.loss, c.evaluation.index))
+    if constraint_violation(best.val_metrics, designer.config) > 0:
+        m = best.val_metrics
+        raise DesignError(
+            f"no design meets the constraints fully trained either ({len(ranked)} re-ranked; "
+            f"closest: {m['accuracy']:.2%} val accuracy, {m['energy_mj']:.3g} mJ); lower "
+            "--min-accuracy, raise --budget, or search longer (--trials, --rerank)"
+        )
     return best, ranked
 
 

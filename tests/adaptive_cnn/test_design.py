@@ -62,7 +62,10 @@ def test_loss_prefers_feasible_designs() -> None:
     assert loss_of(over, config) > loss_of(ok, config)
     energy_mode = DesignConfig(min_accuracy=0.95)
     assert loss_of(over, energy_mode) == pytest.approx(np.log(3.0))
-    assert loss_of(ok, energy_mode) > 100  # below the accuracy floor
+    assert loss_of(ok, energy_mode) == pytest.approx(100.05)  # 5 points below the floor
+    # below the floor, the least short ranks first, whatever its energy
+    cheap_but_far = {"accuracy": 0.5, "energy_mj": 0.1, "bytes_per_image": 0.0}
+    assert loss_of(cheap_but_far, energy_mode) > loss_of(ok, energy_mode)
 
 
 def test_design_end_to_end_then_resume_after_a_torn_journal(
@@ -144,6 +147,32 @@ def test_impossible_budget_is_a_one_line_error(
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("acnn: error: no design can meet")
+
+
+def test_min_accuracy_is_judged_after_full_training_not_at_proxy(
+    design_predictor, design_args, tmp_path, capsys
+) -> None:
+    # 300 images x 1 epoch leaves every cascade far below 80% on validation; fully
+    # trained, the best shortlisted one gets above it. The accuracy constraint is the one
+    # proxy training cannot judge, so those candidates are re-ranked instead of refused.
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = design_args(design_predictor, out, cache, "--budget", "30mJ", trials=4)
+    assert main([*args, "--min-accuracy", "0.8", "--rerank", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
+    assert not any(r["feasible"] for r in journal)  # nothing reached 80% at proxy
+    assert all(r["metrics"]["energy_mj"] <= 30 for r in journal)  # but all within budget
+    assert result["val_accuracy"] >= 0.8 and result["energy_mj"] <= 30
+    assert len(result["reranked"]) >= 2
+    # the least energy among the re-ranked designs that reach 80% fully trained wins
+    reaching = [r for r in result["reranked"] if r["final_val_accuracy"] >= 0.8]
+    assert result["best_evaluation"] == min(reaching, key=lambda r: r["energy_mj"])["index"]
+    # unreachable even fully trained: one line, non-zero, the journal kept for --resume
+    args = design_args(design_predictor, tmp_path / "high", cache, "--budget", "30mJ", trials=4)
+    assert main([*args, "--min-accuracy", "0.999", "--rerank", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fully trained either" in err[0]
+    assert len((tmp_path / "high" / "journal.jsonl").read_text().splitlines()) == 4
 
 
 def test_report_needs_a_finished_run(tmp_path, capsys) -> None:
