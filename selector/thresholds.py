@@ -2,9 +2,13 @@
 
 Objective: the most accurate cascade within the budgets (ties: lower energy, then fewer
 bytes), or, given ``min_accuracy``, the lowest energy that reaches it (ties: higher
-accuracy, then fewer bytes). When nothing is feasible, the choice with the smallest total
-violation is returned with ``feasible=False``: the sum over constraints of the excess
-relative to the bound, ``(value - bound) / max(|bound|, 1e-9)``. Excesses up to
+accuracy, then fewer bytes). When nothing is feasible, the choice is returned with
+``feasible=False``: the one that exceeds the device's limits (energy budget, bytes cap)
+least, and among those the one that falls least short of the accuracy floor. The energy
+and bytes limits are never traded for accuracy: they are the device's and the link's,
+while a floor measured on proxy-trained networks understates what full training reaches.
+Each violation is the excess relative to its bound, ``(value - bound) / max(|bound|,
+1e-9)``, summed over the energy and bytes limits; excesses up to
 ``1e-9 * max(1, |bound|)`` (rounding in sums of costs) count as feasible.
 
 - S == 1: nothing to choose.
@@ -125,26 +129,33 @@ class _Goal:
         if self.min_accuracy is not None and self.min_accuracy > 1:
             raise SelectorError(f"min_accuracy must lie in [0, 1], got {self.min_accuracy}")
 
-    def violation(self, m: CascadeMetrics) -> np.ndarray:
-        """(T,) total relative excess over the bounds; exactly 0 where all hold."""
+    def limits_violation(self, m: CascadeMetrics) -> np.ndarray:
+        """(T,) relative excess over the energy budget and the bytes cap."""
         total = np.zeros(len(m))
-        for value, bound in (
-            (m.energy_mj, self.budget_mj),
-            (m.bytes_per_image, self.max_bytes),
-            (-m.accuracy, None if self.min_accuracy is None else -self.min_accuracy),
-        ):
+        for value, bound in ((m.energy_mj, self.budget_mj), (m.bytes_per_image, self.max_bytes)):
             if bound is not None:
                 total += _excess(value, bound)
         return total
 
+    def shortfall(self, m: CascadeMetrics) -> np.ndarray:
+        """(T,) relative shortfall below the accuracy floor (0 without one)."""
+        if self.min_accuracy is None:
+            return np.zeros(len(m))
+        return _excess(-m.accuracy, -self.min_accuracy)
+
+    def violation(self, m: CascadeMetrics) -> np.ndarray:
+        """(T,) total relative excess over the bounds; exactly 0 where all hold."""
+        return self.limits_violation(m) + self.shortfall(m)
+
     def order(self, m: CascadeMetrics) -> np.ndarray:
-        """Row indices, best first; full ties keep their row order."""
+        """Row indices, best first (limits, then the floor, then the objective); full ties
+        keep their row order."""
         rows = np.arange(len(m))
         if self.min_accuracy is None:
             keys = (rows, m.bytes_per_image, m.energy_mj, -m.accuracy)
         else:
             keys = (rows, m.bytes_per_image, -m.accuracy, m.energy_mj)
-        return np.lexsort((*keys, self.violation(m)))
+        return np.lexsort((*keys, self.shortfall(m), self.limits_violation(m)))
 
     def best(self, m: CascadeMetrics) -> int:
         return int(self.order(m)[0])
