@@ -75,7 +75,8 @@ def add_parser(commands) -> None:
         "--min-accuracy",
         type=float,
         metavar="X",
-        help="minimise energy subject to validation accuracy >= X (0-1) instead",
+        help="minimise energy subject to validation accuracy >= X (a fraction, 0-1) "
+        "instead; judged on the fully trained shortlist, --budget stays a hard limit",
     )
     p.add_argument(
         "--max-bytes",
