@@ -403,8 +403,13 @@ class Designer:
 
     @property
     def trained_infeasible(self) -> int:
-        """Evaluations that were trained and turned out infeasible."""
-        return sum(not e.feasible for e in self.evaluations)
+        """Evaluations that were trained and broke the energy budget or the bytes cap: the
+        limits the a-priori screen is there to keep. A ``min_accuracy`` floor missed at
+        proxy training is not counted (no screen can know accuracy before training)."""
+        return sum(
+            not e.feasible and constraint_violation(e.metrics, self.config, accuracy=False) > 0
+            for e in self.evaluations
+        )
 
 
 def _constraints(config: DesignConfig) -> str:

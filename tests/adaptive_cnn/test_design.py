@@ -163,6 +163,7 @@ def test_min_accuracy_is_judged_after_full_training_not_at_proxy(
     assert not any(r["feasible"] for r in journal)  # nothing reached 80% at proxy
     assert all(r["metrics"]["energy_mj"] <= 30 for r in journal)  # but all within budget
     assert result["val_accuracy"] >= 0.8 and result["energy_mj"] <= 30
+    assert result["trained_infeasible"] == 0  # short of the floor at proxy is not counted
     assert len(result["reranked"]) >= 2
     # the least energy among the re-ranked designs that reach 80% fully trained wins
     reaching = [r for r in result["reranked"] if r["final_val_accuracy"] >= 0.8]
