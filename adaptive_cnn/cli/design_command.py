@@ -407,7 +407,7 @@ def format_result(s: dict, run_dir: Path) -> str:
         "",
         f"thresholds ({s['policy']['metric']}): " + ", ".join(f"{t:.4f}" for t in s["thresholds"]),
         f"test accuracy {s['test_accuracy']:.2%} (validation {s['val_accuracy']:.2%}); "
-        f"energy {s['energy_mj']:.3g} mJ/image ({label}) vs budget "
+        f"energy {s['energy_mj']:.3g} mJ/image ({label}){_val_energy(s)} vs budget "
         f"{s['budget_mj'] if s['budget_mj'] is not None else '-'} mJ; oracle "
         f"{s['oracle']['energy_mj']:.3g} mJ at {s['oracle']['test_accuracy']:.2%}",
         f"offload rate {s['offload_rate']:.1%}, {s['bytes_per_image']:.1f} bytes/image; "
@@ -419,6 +419,12 @@ def format_result(s: dict, run_dir: Path) -> str:
         "stage*.pt, cloud.pt",
     ]
     return "\n".join(lines)
+
+
+def _val_energy(s: dict) -> str:
+    """The validation energy (where the budget binds), when the result records it."""
+    val = s.get("val_energy_mj")
+    return "" if val is None else f" on test, {val:.3g} on validation"
 
 
 def _single_path_lines(sp: dict | None) -> list[str]:

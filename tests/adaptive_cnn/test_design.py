@@ -89,6 +89,7 @@ def test_design_end_to_end_then_resume_after_a_torn_journal(
     ):
         assert key in result
     assert result["energy_source"] == "estimated" and result["budget_mj"] == 1.0
+    assert result["val_energy_mj"] <= 1.0 * (1 + 1e-9)  # the budget binds on validation
     assert result["evaluations"] == 3 and result["trained_infeasible"] == 0
     assert result["test_accuracy"] > 0.5
     # predicted stage energy is the closed form: layers x 0.001 ms + MACs x 1e-6 ms, x 10 W
