@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_cnn.design.config import DesignConfig
 from adaptive_cnn.design.designer import (
     Designer,
     DesignError,
@@ -71,7 +72,7 @@ def shortlist(designer: Designer) -> list[Evaluation]:
     return ranked[:k] + [e for e in ranked[k:] if e.stages in seeds]
 
 
-def _eligible(e: Evaluation, config) -> bool:
+def _eligible(e: Evaluation, config: DesignConfig) -> bool:
     """Feasible, or (with ``min_accuracy``) short only of the accuracy proxy training
     cannot show."""
     if e.feasible:
