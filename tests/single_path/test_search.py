@@ -116,3 +116,15 @@ def test_a_warm_started_search_equals_one_from_scratch(digits, costs) -> None:
     assert other.history[0] == started.history[0]  # one warm-up serves every lambda
     with pytest.raises(ConfigError, match="warm start"):
         run_search(digits, costs, config, seed=6, threads=1, warm=warm)
+
+
+def test_the_supernet_trains_channels_last_whatever_the_input_layout(digits) -> None:
+    # with one input channel a subset copy of the images is "contiguous" in both layouts,
+    # so the layout must come from the weights, as the trainer's networks do
+    from adaptive_cnn.single_path.search import _seeded_supernet
+
+    net = _seeded_supernet(digits, TINY, seed=0)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    nchw = torch.zeros(4, *digits.input_shape).contiguous()
+    assert net.stem(nchw).is_contiguous(memory_format=torch.channels_last)
