@@ -246,10 +246,10 @@ class _Bench(DesignBench):
         feasible = [e for e in ordered if e.feasible]
         extra: dict[str, Any] = {"best_stages": None}
         if feasible and name == "bo":  # the design: the shortlist re-ranked at full training
-            chosen, ranked = choose_final(designer, lambda t: self.say(f"seed {seed} {name}: {t}"))
+            choice = choose_final(designer, lambda t: self.say(f"seed {seed} {name}: {t}"))
             extra = {
-                "best_stages": chosen.evaluation.stages,
-                "reranked": [c.to_row() for c in ranked],
+                "best_stages": choice.best.evaluation.stages,
+                "reranked": [c.to_row() for c in choice.ranked],
             }
         elif feasible:
             extra["best_stages"] = designer.best().stages

@@ -248,7 +248,12 @@ def add_parser(commands) -> None:
     p.add_argument(
         "--time-limit",
         metavar="DURATION",
-        help="stop searching after this long (e.g. 10min); the best so far is used",
+        help=(
+            "finish the run in about this long (e.g. 12min, from the start): the search "
+            "stops early enough to leave the best design's and the baselines' final "
+            "training their time, estimated from each network's proxy training; "
+            "re-ranking skips designs whose final training would not fit"
+        ),
     )
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/design)")
     p.add_argument(
@@ -312,6 +317,7 @@ def _read_yaml(path: Path) -> dict:
 
 def run_design(args: argparse.Namespace) -> int:
     from adaptive_cnn.design import make_executor
+    from adaptive_cnn.design.time_budget import Deadline
     from adaptive_cnn.errors import ConfigError
     from energy_models.units import parse_duration_s
 
@@ -319,7 +325,9 @@ def run_design(args: argparse.Namespace) -> int:
     run_dir = args.resume or args.out or Path("runs/design")
     if not args.resume and (run_dir / "journal.jsonl").exists():
         raise ConfigError(f"{run_dir} holds a search already: --resume {run_dir} or a new --out")
-    deadline = time.monotonic() + parse_duration_s(args.time_limit) if args.time_limit else None
+    deadline = None
+    if args.time_limit:
+        deadline = Deadline(time.monotonic() + parse_duration_s(args.time_limit), time.monotonic)
     plan = make_executor(args.executor, args.workers, config.threads)  # fail fast
     with plan.executor:
         summary = _design(args, config, run_dir, plan, deadline)
@@ -334,6 +342,8 @@ def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> 
     """Search (resuming the journal), then train, test and write the chosen design."""
     from adaptive_cnn.data import load_dataset
     from adaptive_cnn.design import CostModel, Designer, default_predictor, finalise
+    from adaptive_cnn.design.baselines import baseline_archs
+    from adaptive_cnn.design.final_choice import final_reserve_s
     from adaptive_cnn.training import TrainingCache, default_cache_dir
     from energy_models.devices import load_device
     from energy_models.predictor import EnergyPredictor
@@ -375,14 +385,20 @@ def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> 
         f"searching {config.trials} designs ({config.strategy}, {config.mode} thresholds) on "
         f"{dataset.name}, {plan.description}; energy per image {costs.predictor.source}"
     )
-    designer.run(deadline, plan)
+    then = [] if args.no_baselines else baseline_archs(config.stage_families[0])
+    designer.run(deadline, plan, lambda: final_reserve_s(designer, then))
     bar.close()
+    if deadline is not None and len(designer.evaluations) < config.trials:
+        say(
+            f"stopped searching after {len(designer.evaluations)} of {config.trials} "
+            "evaluations to leave the final training its estimated time (--time-limit)"
+        )
     say(
         f"training the best design fully ({config.final_epochs:g} epochs)"
         + ("" if args.no_baselines else " and the baselines")
         + "; testing once"
     )
-    return finalise(designer, baselines=not args.no_baselines, say=say).summary
+    return finalise(designer, not args.no_baselines, say, deadline).summary
 
 
 def format_result(s: dict, run_dir: Path) -> str:

@@ -55,6 +55,11 @@ def baseline_systems(family: str) -> dict[str, tuple[list[str], bool]]:
     return systems
 
 
+def baseline_archs(family: str) -> list[str]:
+    """The local networks the baselines train (each once)."""
+    return sorted({a for stages, _ in baseline_systems(family).values() for a in stages})
+
+
 def evaluate_baselines(designer: Designer) -> list[dict[str, Any]]:
     """Train, solve and test every baseline; one row each."""
     config = designer.config

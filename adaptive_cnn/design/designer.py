@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -40,8 +39,9 @@ from adaptive_cnn.design.optimizers import (
     RandomBackend,
 )
 from adaptive_cnn.design.space import Candidate, CascadeSpace
+from adaptive_cnn.design.time_budget import Deadline, TimeEstimate
 from adaptive_cnn.errors import AcnnError
-from adaptive_cnn.training import TrainConfig, TrainingCache, TrainResult, train
+from adaptive_cnn.training import TrainConfig, TrainingCache, TrainResult, is_trained, train
 from energy_models.profile_store import append_record, read_records
 from selector import CascadeData, StageCosts, evaluate, optimise_thresholds
 
@@ -68,6 +68,7 @@ class Evaluation:
     screened: str | None
     seconds: float
     worker: str = ""
+    train_seconds: tuple[float, ...] = ()  # per searched stage; () in older journals
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -83,6 +84,7 @@ class Evaluation:
             "screened": self.screened,
             "seconds": self.seconds,
             "worker": self.worker,
+            "train_seconds": list(self.train_seconds),
         }
 
     @classmethod
@@ -99,6 +101,7 @@ class Evaluation:
             screened=r.get("screened"),
             seconds=float(r["seconds"]),
             worker=str(r.get("worker", "")),
+            train_seconds=tuple(float(s) for s in r.get("train_seconds", ())),
         )
 
 
@@ -239,13 +242,18 @@ class Designer:
         )
 
     def run(
-        self, deadline: float | None = None, plan: ExecutorPlan | None = None
+        self,
+        deadline: Deadline | None = None,
+        plan: ExecutorPlan | None = None,
+        reserve_s: Callable[[], float] | None = None,
     ) -> list[Evaluation]:
-        """Evaluate until ``config.trials`` evaluations exist (or the deadline passes).
+        """Evaluate until ``config.trials`` evaluations exist (or time runs out).
 
         Up to ``plan.workers`` candidates train at once on ``plan.executor`` (in-process,
         one at a time, by default); each is journalled and told as soon as it finishes.
-        After the deadline nothing new starts, and what is running is finished.
+        A new candidate starts only while ``reserve_s()`` (the estimated seconds of what
+        must follow the search, asked afresh each time) still fits before ``deadline``;
+        what is running is finished.
         """
         plan = plan or ExecutorPlan(InlineExecutor(), 1, self.config.threads, "in-process")
         if len(self.evaluations) < self.config.trials:
@@ -253,12 +261,18 @@ class Designer:
         remember_dataset(self._dataset_key, self.dataset)
         next_index = max((e.index for e in self.evaluations), default=-1) + 1
         running: dict[Future, tuple[int, list[Any]]] = {}
+
+        def time_left() -> bool:  # the first evaluation always runs: else no design at all
+            if deadline is None or not (self.evaluations or running):
+                return True
+            return deadline.fits(reserve_s() if reserve_s else 0.0)
+
         try:
             while True:
                 while (
                     len(running) < plan.workers
                     and len(self.evaluations) + len(running) < self.config.trials
-                    and (deadline is None or time.monotonic() < deadline)
+                    and time_left()
                 ):
                     pending = [point for _, point in running.values()]
                     point = self.space.canonical(self._ask(next_index, pending))
@@ -321,6 +335,22 @@ class Designer:
     def final_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.config.final_epochs)
 
+    def time_estimate(self) -> TimeEstimate:
+        """Final-training time estimates from this run's proxy trainings so far."""
+        proxy_seconds: dict[str, float] = {}
+        for e in self.evaluations:
+            proxy_seconds.update(zip(e.stages, e.train_seconds, strict=False))
+        return TimeEstimate.from_configs(
+            proxy_seconds,
+            self.proxy_config(),
+            self.final_config(),
+            len(self.dataset.train),
+            lambda arch: is_trained(
+                arch, self.dataset, self.final_config(), self.config.seed,
+                threads=self.config.threads, cache=self.cache,
+            ),
+        )  # fmt: skip
+
     def cloud_result(self) -> TrainResult:
         """The cloud model (trained once with ``cloud_epochs``, then cached)."""
         if self._cloud is None:
@@ -375,6 +405,7 @@ class Designer:
             screened=self.costs.screen(candidate.stages, self.config.budget_mj),
             seconds=result.seconds,
             worker=result.worker,
+            train_seconds=result.train_seconds,
         )
 
     def cascade_metrics(

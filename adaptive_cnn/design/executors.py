@@ -67,12 +67,14 @@ class TrainingJob:
 
 @dataclass(frozen=True)
 class JobResult:
-    """Validation probabilities of each local stage, shape (N_val, K), the wall time, and
-    which process trained them (``host:pid``)."""
+    """Validation probabilities of each local stage, shape (N_val, K), the wall time,
+    which process trained them (``host:pid``) and each stage's training seconds (of the
+    training that made its weights, also when it came from the cache)."""
 
     val_probs: list[np.ndarray]
     seconds: float
     worker: str = ""
+    train_seconds: tuple[float, ...] = ()
 
 
 def remember_dataset(key: tuple[str, str | None, int], dataset: DatasetSplits) -> None:
@@ -90,11 +92,16 @@ def run_training_job(job: TrainingJob) -> JobResult:
         dataset = load_dataset(job.dataset, data_dir=job.data_dir, seed=job.split_seed)
         _DATASETS[job.dataset_key] = dataset
     cache = TrainingCache(job.cache_root) if job.cache_root else None
-    probs = [
-        train(arch, dataset, job.config, job.seed, threads=job.threads, cache=cache).val_probs
+    results = [
+        train(arch, dataset, job.config, job.seed, threads=job.threads, cache=cache)
         for arch in job.archs
     ]
-    return JobResult(probs, time.monotonic() - start, f"{socket.gethostname()}:{os.getpid()}")
+    return JobResult(
+        [r.val_probs for r in results],
+        time.monotonic() - start,
+        f"{socket.gethostname()}:{os.getpid()}",
+        tuple(r.train_seconds for r in results),
+    )
 
 
 class InlineExecutor(Executor):

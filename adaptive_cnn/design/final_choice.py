@@ -15,7 +15,7 @@ meet every constraint fully trained, or the search ends in a :class:`DesignError
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from adaptive_cnn.design.designer import (
     loss_of,
     solve_thresholds,
 )
+from adaptive_cnn.design.time_budget import Deadline
 from adaptive_cnn.training import TrainResult, train
 from selector import CascadeData, evaluate
 
@@ -83,13 +84,45 @@ def _eligible(e: Evaluation, config: DesignConfig) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class SkippedCandidate:
+    """A shortlisted design not trained fully: its estimated training did not fit."""
+
+    evaluation: Evaluation
+    estimated_seconds: float
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "index": self.evaluation.index,
+            "stages": list(self.evaluation.stages),
+            "search_val_accuracy": self.evaluation.metrics["accuracy"],
+            "estimated_seconds": self.estimated_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class FinalChoice:
+    """The design (best on validation of those trained fully), every design trained fully
+    to choose it, and those skipped for time (``--time-limit``)."""
+
+    best: FinalCandidate
+    ranked: list[FinalCandidate]
+    skipped: list[SkippedCandidate]
+
+
 def choose_final(
-    designer: Designer, say: Callable[[str], None] | None = None
-) -> tuple[FinalCandidate, list[FinalCandidate]]:
+    designer: Designer,
+    say: Callable[[str], None] | None = None,
+    deadline: Deadline | None = None,
+    then_archs: Sequence[str] = (),
+) -> FinalChoice:
     """Train the shortlist with the final budget; the best on validation, and all of them.
 
     ``say`` hears one line before each candidate's training (minutes each; cached ones
-    are instant) and one with its validation figures after it.
+    are instant) and one with its validation figures after it. With a ``deadline``, a
+    candidate is trained only if its estimated final training, plus that of
+    ``then_archs`` (networks trained after the choice, e.g. the baselines'), still fits;
+    if none fits, the one quickest to train is (the run then overruns).
 
     Raises:
         DesignError: no evaluation is eligible (:meth:`Designer.best`'s error), or with
@@ -98,18 +131,36 @@ def choose_final(
     candidates = shortlist(designer)
     if not candidates:
         designer.best()  # raises the user-facing error: nothing is feasible
-    ranked = []
+    tell = say or (lambda text: None)
+    ranked: list[FinalCandidate] = []
+    skipped: list[SkippedCandidate] = []
     for i, evaluation in enumerate(candidates, start=1):
         head = f"final training {i}/{len(candidates)}"
-        if say:
-            say(f"{head}: {' -> '.join(evaluation.stages)}")
+        if deadline is not None:
+            need_s = designer.time_estimate().final_seconds([*evaluation.stages, *then_archs])
+            if not deadline.fits(need_s):
+                skipped.append(SkippedCandidate(evaluation, need_s))
+                tell(
+                    f"{head}: skipped {' -> '.join(evaluation.stages)}: about "
+                    f"{need_s / 60:.1f} min of final training (with the baselines) estimated, "
+                    f"{max(deadline.left_s(), 0) / 60:.1f} min left of --time-limit"
+                )
+                continue
+        tell(f"{head}: {' -> '.join(evaluation.stages)}")
         ranked.append(_at_final_budget(designer, evaluation))
-        if say:
-            m = ranked[-1].val_metrics
-            say(
-                f"{head}: val accuracy {m['accuracy']:.4f}, energy {m['energy_mj']:.3g} mJ "
-                f"(estimated) per image (proxy {evaluation.metrics['accuracy']:.4f})"
-            )
+        m = ranked[-1].val_metrics
+        tell(
+            f"{head}: val accuracy {m['accuracy']:.4f}, energy {m['energy_mj']:.3g} mJ "
+            f"(estimated) per image (proxy {evaluation.metrics['accuracy']:.4f})"
+        )
+    if not ranked:  # nothing fits: the quickest, rather than no design at all
+        quickest = min(skipped, key=lambda c: c.estimated_seconds)
+        skipped.remove(quickest)
+        tell(
+            "no re-ranked design fits --time-limit; training the quickest: "
+            + " -> ".join(quickest.evaluation.stages)
+        )
+        ranked.append(_at_final_budget(designer, quickest.evaluation))
     best = min(ranked, key=lambda c: (c.loss, c.evaluation.loss, c.evaluation.index))
     if constraint_violation(best.val_metrics, designer.config) > 0:
         m = best.val_metrics
@@ -118,7 +169,15 @@ def choose_final(
             f"closest: {m['accuracy']:.2%} val accuracy, {m['energy_mj']:.3g} mJ); lower "
             "--min-accuracy, raise --budget, or search longer (--trials, --rerank)"
         )
-    return best, ranked
+    return FinalChoice(best, ranked, skipped)
+
+
+def final_reserve_s(designer: Designer, then_archs: Sequence[str] = ()) -> float:
+    """Estimated seconds of what follows the search as it stands: the final training of
+    the best eligible design so far and of ``then_archs`` (0 before any evaluation)."""
+    head = shortlist(designer)[:1]
+    stages = head[0].stages if head else ()
+    return designer.time_estimate().final_seconds([*stages, *then_archs])
 
 
 def _at_final_budget(designer: Designer, evaluation: Evaluation) -> FinalCandidate:

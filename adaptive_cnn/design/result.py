@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import yaml
 
-from adaptive_cnn.design.baselines import evaluate_baselines, solve_and_test
+from adaptive_cnn.design.baselines import baseline_archs, evaluate_baselines, solve_and_test
 from adaptive_cnn.design.designer import Designer, Evaluation
 from adaptive_cnn.design.final_choice import FinalCandidate, choose_final
+from adaptive_cnn.design.time_budget import Deadline
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
 
 CLOUD_WEIGHTS = "cloud.pt"
@@ -35,16 +36,28 @@ class DesignResult:
 
 
 def finalise(
-    designer: Designer, baselines: bool = True, say: Callable[[str], None] | None = None
+    designer: Designer,
+    baselines: bool = True,
+    say: Callable[[str], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> DesignResult:
     """Train the best design fully, evaluate it on test once, write the run folder.
 
     With ``baselines``, the fixed systems of :mod:`adaptive_cnn.design.baselines` are
     trained and tested the same way and reported beside the design. ``say`` hears the
-    progress of the final trainings.
+    progress of the final trainings. With a ``deadline``, re-ranking trains only the
+    designs whose estimated final training (and the baselines') still fits; the skipped
+    ones are listed in the result (``rerank_skipped``).
     """
-    chosen, ranked = choose_final(designer, say)
-    return write_design(designer, chosen, ranked, baselines)
+    then = baseline_archs(designer.config.stage_families[0]) if baselines else []
+    choice = choose_final(designer, say, deadline, then)
+    return write_design(
+        designer,
+        choice.best,
+        choice.ranked,
+        baselines,
+        {"rerank_skipped": [c.to_row() for c in choice.skipped]},
+    )
 
 
 def write_design(

@@ -167,7 +167,8 @@ def _design(bench: dr.DesignBench, seed: int, n: int, budget: float):
 
     name = "bo" if n == 2 else f"bo-{n}stages"  # "bo" is design_quality's 2-stage search
     designer = bench.search(seed, name, "bo", "inner", budget, stages=n)
-    chosen, ranked = choose_final(designer, lambda text: bench.say(f"seed {seed} {name}: {text}"))
+    choice = choose_final(designer, lambda text: bench.say(f"seed {seed} {name}: {text}"))
+    chosen, ranked = choice.best, choice.ranked
     search = {
         "journal": str(bench.run_root / f"seed{seed}" / name),
         "evaluations": len(designer.evaluations),

@@ -1,0 +1,151 @@
+"""--time-limit bounds the whole design run: estimates, the search's stop, re-ranking.
+
+The estimates scale each network's own proxy training of this run; the decisions are
+tested with a frozen clock and a huge per-image factor, so they do not depend on how fast
+this machine trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import yaml
+
+from adaptive_cnn.cli.main import main
+from adaptive_cnn.data import load_dataset
+from adaptive_cnn.design import CostModel, DesignConfig, Designer, time_budget
+from adaptive_cnn.design.final_choice import choose_final, final_reserve_s, shortlist
+from adaptive_cnn.design.time_budget import Deadline, TimeEstimate, images_seen
+from adaptive_cnn.training import TrainConfig, TrainingCache, train
+from energy_models.devices import load_device
+from energy_models.predictor import EnergyPredictor
+
+
+def frozen(at: float, now: float = 0.0) -> Deadline:
+    return Deadline(at, lambda: now)
+
+
+def test_images_seen_counts_the_subset_times_the_epochs() -> None:
+    assert images_seen(TrainConfig(epochs=1, subset=4000), 54000) == 4000
+    assert images_seen(TrainConfig(epochs=2), 54000) == 108000
+    assert images_seen(TrainConfig(epochs=0.5, subset=90000), 1000) == 500  # subset capped
+
+
+def test_final_seconds_scale_proxy_trainings_and_skip_cached_or_unknown_networks() -> None:
+    estimate = TimeEstimate.from_configs(
+        {"a": 2.0, "b": 10.0, "c": 4.0},
+        TrainConfig(epochs=1, subset=4000),
+        TrainConfig(epochs=2),
+        54000,
+        is_final_trained=lambda arch: arch == "c",
+    )
+    scale = 27 * time_budget.FULL_OVER_PROXY_PER_IMAGE  # 108000 / 4000 images
+    assert estimate.scale == pytest.approx(scale)
+    assert estimate.final_seconds(["a"]) == pytest.approx(2 * scale)
+    assert estimate.final_seconds(["a", "b", "a"]) == pytest.approx(12 * scale)  # distinct
+    assert estimate.final_seconds(["c", "never-proxy-trained"]) == 0.0
+    assert estimate.final_seconds([]) == 0.0
+
+
+def test_a_deadline_says_what_still_fits() -> None:
+    assert Deadline(None, lambda: 5.0).left_s() == math.inf
+    assert Deadline(None, lambda: 5.0).fits(1e12)
+    deadline = frozen(at=100.0, now=40.0)
+    assert deadline.left_s() == 60.0
+    assert deadline.fits(60.0) and not deadline.fits(60.5)
+    assert frozen(at=0.0, now=1.0).fits(0.0) is False  # passed: not even nothing fits
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, design_predictor, design_args):
+    """A finished 4-trial digits search (30 mJ: all reference pairs feasible), its cache."""
+    root = tmp_path_factory.mktemp("timed")
+    out, cache = root / "run", root / "cache"
+    args = design_args(design_predictor, out, cache, "--budget", "30mJ", trials=4)
+    assert main([*args, "--rerank", "3", "--time-limit", "1h", "--json"]) == 0
+    return out, cache, design_predictor
+
+
+def _designer(run_dir, cache, predictor, **changes) -> Designer:
+    """The run's designer as `--resume` builds it, with settings changed."""
+    config = DesignConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    config = dataclasses.replace(config, **changes)
+    dataset = load_dataset(config.dataset, seed=config.split_seed)
+    device = load_device(config.device)
+    costs = CostModel(
+        EnergyPredictor.load(predictor),
+        device,
+        config.link,
+        dataset.input_shape,
+        dataset.num_classes,
+        config.cloud_latency_ms,
+    )
+    designer = Designer(config, dataset, costs, TrainingCache(cache), run_dir)
+    designer.resume()
+    return designer
+
+
+def test_the_journal_keeps_each_stage_proxy_training_time_and_a_roomy_limit_skips_nothing(
+    finished_run,
+) -> None:
+    out, _, _ = finished_run
+    result = json.loads((out / "result.json").read_text())
+    assert result["rerank_skipped"] == []
+    for line in (out / "journal.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert len(record["train_seconds"]) == len(record["stages"]) == 2
+        assert all(s > 0 for s in record["train_seconds"])
+
+
+def test_re_ranking_trains_only_what_fits_and_else_the_quickest(finished_run, monkeypatch):
+    out, cache, predictor = finished_run
+    monkeypatch.setattr(time_budget, "FULL_OVER_PROXY_PER_IMAGE", 1e9)  # any training: too long
+    # 2 final epochs: no shortlisted network is trained at that budget yet
+    designer = _designer(out, cache, predictor, final_epochs=2.0)
+    candidates = shortlist(designer)
+    assert len(candidates) >= 3
+    # the second candidate's networks trained beforehand: it alone needs no time
+    for arch in candidates[1].stages:
+        train(arch, designer.dataset, designer.final_config(), designer.config.seed,
+              threads=designer.config.threads, cache=designer.cache)  # fmt: skip
+    said: list[str] = []
+    choice = choose_final(designer, said.append, frozen(at=0.0))
+    assert [c.evaluation.index for c in choice.ranked] == [candidates[1].index]
+    assert choice.best.evaluation.index == candidates[1].index
+    skipped = [c.evaluation.index for c in choice.skipped]
+    assert skipped == [c.index for c in candidates if c.index != candidates[1].index]
+    assert all(c.estimated_seconds > 1e6 for c in choice.skipped)
+    assert sum("skipped" in line and "--time-limit" in line for line in said) == len(skipped)
+    # nothing fits at 3 epochs: the design is the candidate quickest to train
+    designer = _designer(out, cache, predictor, final_epochs=3.0)
+    choice = choose_final(designer, said.append, frozen(at=0.0))
+    estimate = designer.time_estimate()
+    quickest = min(candidates, key=lambda c: (estimate.final_seconds(c.stages), c.index))
+    assert [c.evaluation.index for c in choice.ranked] == [quickest.index]
+    assert len(choice.skipped) == len(candidates) - 1
+    assert said[-1].startswith("no re-ranked design fits --time-limit; training the quickest")
+
+
+def test_the_search_stops_when_the_final_training_would_no_longer_fit(
+    finished_run, tmp_path, monkeypatch
+) -> None:
+    out, cache, predictor = finished_run
+
+    def fresh(name: str) -> Designer:  # a new run folder on the finished run's settings
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text((out / "config.yaml").read_text())
+        return _designer(tmp_path / name, cache, predictor, final_epochs=2.0)
+
+    # with an hour left the whole search runs (proxy trainings of digits: well under 1 s)
+    designer = fresh("roomy")
+    designer.run(frozen(at=3600.0), reserve_s=lambda: final_reserve_s(designer))
+    assert len(designer.evaluations) == 4
+    # when the best design's final training would not fit, only the first evaluation runs
+    monkeypatch.setattr(time_budget, "FULL_OVER_PROXY_PER_IMAGE", 1e9)
+    designer = fresh("tight")
+    designer.run(frozen(at=3600.0), reserve_s=lambda: final_reserve_s(designer))
+    assert len(designer.evaluations) == 1
+    assert final_reserve_s(designer) > 3600
