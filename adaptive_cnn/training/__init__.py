@@ -2,12 +2,12 @@
 
 from adaptive_cnn.training.cache import TrainingCache, cache_key, default_cache_dir
 from adaptive_cnn.training.config import TrainConfig
+from adaptive_cnn.training.lookup import is_trained
 from adaptive_cnn.training.result import TrainResult
 from adaptive_cnn.training.trainer import (
     TrainProgress,
     accuracy,
     code_version,
-    is_trained,
     predict_probs,
     torch_threads,
     train,

@@ -132,22 +132,6 @@ def train(
     return result
 
 
-def is_trained(
-    arch: str,
-    dataset: DatasetSplits,
-    config: TrainConfig,
-    seed: int,
-    *,
-    threads: int | None,
-    cache: TrainingCache | None,
-) -> bool:
-    """Whether :func:`train` with these arguments would be a cache hit (no training)."""
-    if cache is None:
-        return False
-    with torch_threads(threads) as used_threads:
-        return cache_key(_identity(parse_arch(arch), dataset, config, seed, used_threads)) in cache
-
-
 def _identity(arch, dataset: DatasetSplits, config: TrainConfig, seed: int, threads: int):
     return {
         "arch": str(arch),
