@@ -55,6 +55,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="single-path: fine-tune the found network from the supernet's weights this "
         "many epochs instead of training it from scratch",
     )
+    parser.add_argument(
+        "--search-subset",
+        type=int,
+        help="single-path: training images of the supernet search (default: --proxy-subset)",
+    )
+    parser.add_argument(
+        "--search-width", type=float, help="single-path: supernet width (default: automatic)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny settings on digits")

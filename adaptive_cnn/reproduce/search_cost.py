@@ -46,6 +46,8 @@ SETTING_KEYS = (
     "proxy_epochs",
     "final_epochs",
     "finetune_epochs",
+    "search_subset",
+    "search_width",
 )
 
 
@@ -83,11 +85,13 @@ def design_args(
     ]  # fmt: skip
     common += ["--predictor", str(predictor)] if predictor else []
     common += ["--threads", str(threads)] if threads else []
-    common += _flags(s, ("proxy_subset", "final_epochs"))
-    if method == "single-path":
+    common += _flags(s, ("final_epochs",))
+    if method == "single-path":  # the supernet's images: search_subset, else BO's proxy's
+        subset = s.get("search_subset", s.get("proxy_subset"))
+        common += [] if subset is None else ["--proxy-subset", str(subset)]
         names = ("search_epochs", "warmup_epochs", "lambda_trials", "finetune_epochs")
-        return common + _flags(s, names)
-    bo = _flags(s, ("trials", "proxy_epochs"))
+        return common + _flags(s, (*names, "search_width"))
+    bo = _flags(s, ("proxy_subset", "trials", "proxy_epochs"))
     if quick:
         bo += ["--initial-points", "2", "--candidates", "40", "--rerank", "1"]
     return common + bo

@@ -32,3 +32,22 @@ def test_quick_benchmark_writes_both_methods(predictor_file, tmp_path, capsys) -
     verdict = report["verdict"]
     assert verdict["wall_ratio"] == sp["wall_seconds"] / bo["wall_seconds"]
     assert "wall-time ratio single-path / BO" in capsys.readouterr().out
+
+
+def test_the_search_subset_and_width_reach_the_single_path_run_only(tmp_path) -> None:
+    from adaptive_cnn.reproduce.search_cost import design_args, resolve_settings
+
+    given = {"budget": "22mJ", "proxy_subset": 4000, "search_subset": 60000}
+    s = resolve_settings(False, {**given, "search_width": 1.0, "trials": 10})
+
+    def flag(argv: list[str], name: str) -> str | None:
+        return argv[argv.index(name) + 1] if name in argv else None
+
+    kw = {"seed": 0, "predictor": None, "threads": 1, "quick": False}
+    sp, bo = (design_args(m, s, tmp_path, **kw) for m in ("single-path", "bo"))
+    assert flag(sp, "--proxy-subset") == "60000" and flag(sp, "--search-width") == "1.0"
+    assert flag(bo, "--proxy-subset") == "4000" and flag(bo, "--search-width") is None
+    # without a search subset both search on the BO's proxy subset
+    s = resolve_settings(False, {"budget": "22mJ", "proxy_subset": 4000})
+    sp = design_args("single-path", s, tmp_path, **kw)
+    assert flag(sp, "--proxy-subset") == "4000" and flag(sp, "--search-width") is None
