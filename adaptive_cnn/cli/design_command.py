@@ -326,6 +326,11 @@ def run_design(args: argparse.Namespace) -> int:
     if not args.resume and (run_dir / "journal.jsonl").exists():
         raise ConfigError(f"{run_dir} holds a search already: --resume {run_dir} or a new --out")
     deadline = None
+    if args.time_limit and config.method == "single-path":
+        raise ConfigError(
+            "--time-limit bounds --method bo; the single-path search's length is set by "
+            "--search-epochs and --lambda-trials"
+        )
     if args.time_limit:
         deadline = Deadline(time.monotonic() + parse_duration_s(args.time_limit), time.monotonic)
     plan = make_executor(args.executor, args.workers, config.threads)  # fail fast

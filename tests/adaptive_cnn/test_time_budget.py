@@ -149,3 +149,12 @@ def test_the_search_stops_when_the_final_training_would_no_longer_fit(
     designer.run(frozen(at=3600.0), reserve_s=lambda: final_reserve_s(designer))
     assert len(designer.evaluations) == 1
     assert final_reserve_s(designer) > 3600
+
+
+def test_the_single_path_method_refuses_a_time_limit(
+    design_predictor, design_args, tmp_path, capsys
+) -> None:
+    args = design_args(design_predictor, tmp_path / "run", tmp_path / "cache")
+    assert main([*args, "--method", "single-path", "--time-limit", "5min"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--time-limit bounds --method bo" in err[0]
