@@ -99,6 +99,7 @@ def run(args: argparse.Namespace, out: ResultWriter) -> dict[str, Any]:
     return {
         "energy_label": sp["energy_label"],
         "wall_ratio_single_path_over_bo": v["wall_ratio"],
+        "ratio_without_final_training": v.get("ratio_without_final_training"),
         "search_epochs_single_path": sp["search_epochs"],
         "search_epochs_bo": bo["search_epochs"],
         "design_as_good": v["design_as_good"],

@@ -29,8 +29,13 @@ def test_quick_benchmark_writes_both_methods(predictor_file, tmp_path, capsys) -
     for r in (sp, bo):
         assert r["arch"].startswith("mbconv:") and r["energy_mj"] <= 15.0
         assert r["wall_seconds"] > r["search_seconds"] > 0
+        assert r["wall_seconds"] > r["final_training_seconds"] > 0
     verdict = report["verdict"]
     assert verdict["wall_ratio"] == sp["wall_seconds"] / bo["wall_seconds"]
+    searches = (sp["wall_seconds"] - sp["final_training_seconds"]) / (
+        bo["wall_seconds"] - bo["final_training_seconds"]
+    )
+    assert verdict["ratio_without_final_training"] == pytest.approx(searches)
     assert "wall-time ratio single-path / BO" in capsys.readouterr().out
 
 
