@@ -57,6 +57,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="single-path: fine-tune the found network from the supernet's weights this "
         "many epochs instead of training it from scratch",
     )
+    p.add_argument(
+        "--search-subset",
+        type=int,
+        metavar="N",
+        help="single-path: training images of the supernet search (default: --proxy-subset)",
+    )
+    p.add_argument("--search-width", type=float, metavar="W", help="single-path: supernet width")
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(
