@@ -434,6 +434,7 @@ def format_result(s: dict, run_dir: Path) -> str:
         f"offload rate {s['offload_rate']:.1%}, {s['bytes_per_image']:.1f} bytes/image; "
         f"{s['evaluations']} evaluations, {s['trained_infeasible']} trained infeasible",
         f"energy: {s['energy_note']}",
+        *_skipped_lines(s.get("rerank_skipped", [])),
         *_single_path_lines(s.get("single_path")),
         *_baseline_lines(s.get("baselines", [])),
         f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, baselines.csv, "
@@ -446,6 +447,15 @@ def _val_energy(s: dict) -> str:
     """The validation energy (where the budget binds), when the result records it."""
     val = s.get("val_energy_mj")
     return "" if val is None else f" on test, {val:.3g} on validation"
+
+
+def _skipped_lines(rows: list[dict]) -> list[str]:
+    """The re-rank candidates --time-limit left untrained, if any."""
+    return [
+        f"not re-ranked (--time-limit): {' -> '.join(r['stages'])}, about "
+        f"{r['estimated_seconds'] / 60:.1f} min of final training estimated"
+        for r in rows
+    ]
 
 
 def _single_path_lines(sp: dict | None) -> list[str]:

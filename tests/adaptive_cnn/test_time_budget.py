@@ -100,6 +100,18 @@ def test_the_journal_keeps_each_stage_proxy_training_time_and_a_roomy_limit_skip
         assert all(s > 0 for s in record["train_seconds"])
 
 
+def test_the_result_table_names_the_designs_the_time_limit_skipped(finished_run) -> None:
+    from adaptive_cnn.cli.design_command import format_result
+
+    out, _, _ = finished_run
+    summary = json.loads((out / "result.json").read_text())
+    assert "not re-ranked" not in format_result(summary, out)
+    skipped = {"index": 3, "stages": ["conv:a", "conv:b"], "estimated_seconds": 600.0}
+    summary["rerank_skipped"] = [skipped]
+    text = format_result(summary, out)
+    assert "not re-ranked (--time-limit): conv:a -> conv:b, about 10.0 min" in text
+
+
 def test_re_ranking_trains_only_what_fits_and_else_the_quickest(finished_run, monkeypatch):
     out, cache, predictor = finished_run
     monkeypatch.setattr(time_budget, "FULL_OVER_PROXY_PER_IMAGE", 1e9)  # any training: too long
