@@ -142,7 +142,8 @@ def choose_final(
                 skipped.append(SkippedCandidate(evaluation, need_s))
                 tell(
                     f"{head}: skipped {' -> '.join(evaluation.stages)}: about "
-                    f"{need_s / 60:.1f} min of final training (with the baselines) estimated, "
+                    f"{need_s / 60:.1f} min of final training"
+                    f"{' (with the baselines)' if then_archs else ''} estimated, "
                     f"{max(deadline.left_s(), 0) / 60:.1f} min left of --time-limit"
                 )
                 continue
