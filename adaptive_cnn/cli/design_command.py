@@ -347,8 +347,8 @@ def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> 
     """Search (resuming the journal), then train, test and write the chosen design."""
     from adaptive_cnn.data import load_dataset
     from adaptive_cnn.design import CostModel, Designer, default_predictor, finalise
-    from adaptive_cnn.design.baselines import baseline_archs
     from adaptive_cnn.design.final_choice import final_reserve_s
+    from adaptive_cnn.design.result import trained_after_choice
     from adaptive_cnn.training import TrainingCache, default_cache_dir
     from energy_models.devices import load_device
     from energy_models.predictor import EnergyPredictor
@@ -390,7 +390,7 @@ def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> 
         f"searching {config.trials} designs ({config.strategy}, {config.mode} thresholds) on "
         f"{dataset.name}, {plan.description}; energy per image {costs.predictor.source}"
     )
-    then = [] if args.no_baselines else baseline_archs(config.stage_families[0])
+    then = trained_after_choice(designer, not args.no_baselines)
     designer.run(deadline, plan, lambda: final_reserve_s(designer, then))
     bar.close()
     if deadline is not None and len(designer.evaluations) < config.trials:

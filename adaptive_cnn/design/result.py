@@ -49,8 +49,7 @@ def finalise(
     designs whose estimated final training (and the baselines') still fits; the skipped
     ones are listed in the result (``rerank_skipped``).
     """
-    then = baseline_archs(designer.config.stage_families[0]) if baselines else []
-    choice = choose_final(designer, say, deadline, then)
+    choice = choose_final(designer, say, deadline, trained_after_choice(designer, baselines))
     return write_design(
         designer,
         choice.best,
@@ -58,6 +57,11 @@ def finalise(
         baselines,
         {"rerank_skipped": [c.to_row() for c in choice.skipped]},
     )
+
+
+def trained_after_choice(designer: Designer, baselines: bool) -> list[str]:
+    """The networks :func:`finalise` trains after choosing the design (the baselines')."""
+    return baseline_archs(designer.config.stage_families[0]) if baselines else []
 
 
 def write_design(
