@@ -46,7 +46,7 @@ from adaptive_cnn.cli.progress import ProgressLine
 from adaptive_cnn.data import load_dataset
 from adaptive_cnn.design import CostModel, default_predictor
 from adaptive_cnn.design.final_choice import choose_final
-from adaptive_cnn.reproduce.design_runs import DesignBench, SearchSettings
+from adaptive_cnn.reproduce.design_runs import ISO_MARGINS, DesignBench, SearchSettings
 from adaptive_cnn.reproduce.registry import ReproduceError
 from adaptive_cnn.training import TrainingCache, default_cache_dir
 from energy_models.devices import load_device
@@ -87,6 +87,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="iso-accuracy: within this many points of the best single (default: 0.5)",
+    )
+    p.add_argument(
+        "--iso-margin",
+        choices=ISO_MARGINS,
+        default="paired-se",
+        help="validation margin on the iso target: paired-se (default) raises it by the "
+        "standard error of each cascade's accuracy minus the best single's on validation; "
+        "none uses the target as is",
     )
     p.add_argument(
         "--rerank",
@@ -191,6 +199,7 @@ class _Bench(DesignBench):
             reference_seeds=not args.no_reference_seeds,
             target_ratio=args.target_ratio,
             iso_points=args.iso_points,
+            iso_margin=args.iso_margin,
             last_stage=args.last_stage,
         )
         super().__init__(settings, dataset, costs, cache, run_root, say)
@@ -208,9 +217,10 @@ class _Bench(DesignBench):
         for s in searches.values():
             s.pop("best_stages", None)
         self.say(f"seed {seed}: training the design {' | '.join(design_stages)} fully")
-        design = self.iso_cascade(design_stages, seed, target, with_oracle=True)
+        reference = self.final(self.refs[best_name], seed)
+        design = self.iso_cascade(design_stages, seed, target, reference, with_oracle=True)
         pairs = {
-            f"{a}/{b}": self.iso_cascade([self.refs[a], self.refs[b]], seed, target)
+            f"{a}/{b}": self.iso_cascade([self.refs[a], self.refs[b]], seed, target, reference)
             for a, b in (("small", "medium"), ("small", "large"), ("medium", "large"))
         }
         best_pair = min(pairs, key=lambda k: (not pairs[k]["iso_ok"], pairs[k]["energy_mj"]))
@@ -264,11 +274,12 @@ class _Bench(DesignBench):
             **extra,
         }
 
-    def iso_cascade(self, stages, seed: int, target: float, with_oracle: bool = False):
-        """Final-trained networks, thresholds of least energy reaching ``target`` on val."""
+    def iso_cascade(self, stages, seed: int, target: float, reference, with_oracle=False):
+        """Final-trained networks, thresholds of least energy reaching ``target`` on val
+        (raised by the ``--iso-margin`` against ``reference``, the best single)."""
         results = [self.final(arch, seed) for arch in stages]
         costs = self.costs.stage_costs(stages)
-        row = self.iso_system(results, costs, target, with_oracle)
+        row = self.iso_system(results, costs, target, with_oracle, reference)
         row.update(
             stages=list(stages),
             stage_test_accuracy=[r.test_accuracy for r in results],
@@ -392,6 +403,7 @@ def format_report(report: dict[str, Any]) -> str:
         f" {'x single':>8} {'x b/l':>6} {'/oracle':>7}"
     )
     lines.append(header)
+    margin = report["settings"].get("iso_margin", "none")
     for s in report["seeds"]:
         single = s["singles"][s["best_single"]]
         d, pair = s["design"], s["big_little"][s["best_big_little"]]
@@ -403,6 +415,14 @@ def format_report(report: dict[str, Any]) -> str:
             f"{d['oracle']['energy_mj']:8.3f} {r['single_over_design']:8.2f} "
             f"{r['big_little_over_design']:6.2f} {r['design_over_oracle']:7.2f}"
         )
+    if margin == "paired-se":
+        shown = ", ".join(f"{s['design'].get('val_margin_points', 0):.2f}" for s in report["seeds"])
+        lines.append(
+            "iso thresholds chosen on validation for the target raised by the paired standard "
+            f"error (design, points per seed: {shown})"
+        )
+    else:
+        lines.append("iso thresholds chosen on validation for the target as is (no margin)")
     lines += ["", f"{'seed':>4} {'search':>10} {'best val':>9} {'infeasible':>10} {'evals':>5}"]
     for s in report["seeds"]:
         for name, search in s["searches"].items():

@@ -17,6 +17,7 @@ from selector.confidence import (
 )
 from selector.costs import StageCosts
 from selector.errors import SelectorError
+from selector.margin import cascade_correct, paired_standard_error
 from selector.oracle import OracleResult, oracle
 from selector.pareto import pareto_front
 from selector.policy import ExitPolicy
@@ -34,6 +35,7 @@ __all__ = [
     "StageCosts",
     "Sweep",
     "ThresholdChoice",
+    "cascade_correct",
     "confidence",
     "evaluate",
     "exit_stages",
@@ -41,6 +43,7 @@ __all__ = [
     "negative_entropy",
     "oracle",
     "optimise_thresholds",
+    "paired_standard_error",
     "pareto_front",
     "score_margin",
     "sweep_threshold",

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace, out: ResultWriter) -> dict[str, Any]:
         "energy_label": dr.energy_label(predictor),
         "energy_note": _energy_note(predictor, links, bench.costs.device),
         "iso_points": settings.iso_points,
+        "iso_margin": settings.iso_margin,
         "seeds": seeds,
         "summary": summarise(seeds),
     }
@@ -128,15 +129,17 @@ def run_seed(bench: dr.DesignBench, seed: int, stage_counts, links) -> dict[str,
     best, budget, target = bench.budget(singles)
     bench.say(f"seed {seed}: best single {best}, budget {budget:.4g} mJ (estimated)")
     systems = [_single_row(name, row) for name, row in singles.items()]
+    best_result = bench.final(bench.refs[best], seed)  # the iso-accuracy margin's reference
     for a, b in dr.PAIRS:
         archs = [bench.refs[a], bench.refs[b]]
         results = [bench.final(x, seed) for x in archs]
-        row = bench.iso_system(results, bench.costs.stage_costs(archs), target)
+        row = bench.iso_system(results, bench.costs.stage_costs(archs), target, False, best_result)
         systems.append(_row(f"big/little {a}/{b}", "big-little", archs, row))
     designs = {}
     for n in stage_counts:
         designs[n] = _design(bench, seed, n, budget)
-        row = bench.iso_system(designs[n][1], bench.costs.stage_costs(designs[n][0]), target, True)
+        costs = bench.costs.stage_costs(designs[n][0])
+        row = bench.iso_system(designs[n][1], costs, target, True, best_result)
         systems.append(_row(f"acnn {n} stages", "acnn", designs[n][0], row, designs[n][2]))
     cloud_arch = DesignConfig.cloud_arch
     cloud = bench.final(cloud_arch, seed)
@@ -144,7 +147,9 @@ def run_seed(bench: dr.DesignBench, seed: int, stage_counts, links) -> dict[str,
         energy = costs.cloud()[0]
         systems.append(_cloud_row(link, cloud_arch, cloud, energy))
         for n, (stages, results, _) in designs.items():
-            row = bench.iso_system([*results, cloud], costs.stage_costs(stages), target, True)
+            row = bench.iso_system(
+                [*results, cloud], costs.stage_costs(stages), target, True, best_result
+            )
             name = f"acnn {n} stages + cloud {link}"
             systems.append(_row(name, "local+cloud", [*stages, f"cloud:{cloud_arch}"], row))
     reference = singles[best]["test_accuracy"]

@@ -18,6 +18,15 @@ def _num(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def _margin_line(rule: str) -> str:
+    if rule == "paired-se":
+        return (
+            "Thresholds are chosen on validation for the iso target raised by the standard "
+            "error of each cascade's accuracy minus the best single's on the same images."
+        )
+    return "Thresholds are chosen on validation for the iso target as is (no margin)."
+
+
 def render_table(results: dict[str, Any]) -> str:
     """Markdown: one table per seed, then the headline against the paper."""
     label = results["energy_label"]
@@ -28,6 +37,7 @@ def render_table(results: dict[str, Any]) -> str:
         f"Iso-accuracy: test accuracy within {results['iso_points']:g} points of the best "
         "single network's; ratios are shown only between systems at iso-accuracy "
         "(× = the baseline's energy / this system's).",
+        _margin_line(results.get("iso_margin", "none")),
         "",
     ]
     for s in results["seeds"]:

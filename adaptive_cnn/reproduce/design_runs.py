@@ -28,6 +28,7 @@ import numpy as np
 from adaptive_cnn.reproduce.registry import ReproduceError
 
 JOURNAL, SEARCH_CONFIG = "journal.jsonl", "config.json"
+ISO_MARGINS = ("paired-se", "none")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPO_PREDICTOR = REPO_ROOT / "benchmarks" / "results" / "predictor-torch-full.json"
 #: design_quality's searches: name -> (strategy, threshold mode)
@@ -109,6 +110,7 @@ class SearchSettings:
     reference_seeds: bool = True
     target_ratio: float = 2.5
     iso_points: float = 0.5
+    iso_margin: str = "paired-se"
     budget_mj: float | None = None
     last_stage: str | None = None
 
@@ -224,6 +226,14 @@ def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
         default=0.5,
         help="iso-accuracy: within this many points of the best single (default 0.5)",
     )
+    p.add_argument(
+        "--iso-margin",
+        choices=ISO_MARGINS,
+        default="paired-se",
+        help="validation margin on the iso-accuracy target: paired-se (default) raises it "
+        "by the standard error of the cascade's accuracy minus the best single's on the "
+        "validation images; none uses the target as is",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> SearchSettings:
@@ -245,6 +255,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         reference_seeds=not args.no_reference_seeds,
         target_ratio=args.target_ratio,
         iso_points=args.iso_points,
+        iso_margin=args.iso_margin,
         budget_mj=getattr(args, "budget", None),
         last_stage=getattr(args, "last_stage", None),
     )
@@ -429,6 +440,7 @@ class DesignBench:
         stage_costs: Any,
         target: float,
         with_oracle: bool = False,
+        reference: Any | None = None,
     ) -> dict[str, Any]:
         """Thresholds of least energy reaching ``target`` on val; test metrics under them.
 
@@ -437,13 +449,32 @@ class DesignBench:
             stage_costs: the stages' :class:`StageCosts` (a cloud stage last, if any).
             target: the validation accuracy to reach (iso-accuracy).
             with_oracle: also the oracle bound of these networks at the test accuracy.
+            reference: the best single's result (``val_probs``). With it and
+                ``iso_margin`` "paired-se", the target is raised by the standard error of
+                the cascade's accuracy minus the reference's on the validation images (at
+                the thresholds that reach ``target``), so that the iso-accuracy the
+                thresholds are chosen for on validation also holds on unseen images.
         """
-        from selector import CascadeData, evaluate, optimise_thresholds, oracle
+        from selector import (
+            CascadeData,
+            cascade_correct,
+            evaluate,
+            optimise_thresholds,
+            oracle,
+            paired_standard_error,
+        )
 
         labels_val, labels_test = self.dataset.val.labels, self.dataset.test.labels
         val = CascadeData.from_probs([r.val_probs for r in results], labels_val, "margin")
         test = CascadeData.from_probs([r.test_probs for r in results], labels_test, "margin")
         choice = optimise_thresholds(val, stage_costs, min_accuracy=min(max(target, 0.0), 1.0))
+        margin = 0.0
+        if reference is not None and self.settings.iso_margin == "paired-se":
+            reference_correct = np.argmax(reference.val_probs, axis=1) == labels_val
+            here = cascade_correct(val, np.asarray(choice.thresholds, dtype=float))
+            margin = paired_standard_error(here, reference_correct)
+            raised = min(max(target + margin, 0.0), 1.0)
+            choice = optimise_thresholds(val, stage_costs, min_accuracy=raised)
         thresholds = np.asarray(choice.thresholds, dtype=float)
         m = evaluate(test, stage_costs, thresholds).metrics_at(0)
         row = {
@@ -455,6 +486,8 @@ class DesignBench:
             "exit_fractions": m["exit_fractions"],
             "stage_energy_mj": [float(e) for e in stage_costs.energy_mj],
             "val_target_met": choice.feasible,
+            "val_target_accuracy": target + margin,
+            "val_margin_points": 100 * margin,
         }
         if with_oracle:
             row["oracle"] = oracle(test, stage_costs, min_accuracy=m["accuracy"]).to_dict()

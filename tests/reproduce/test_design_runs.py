@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -54,3 +55,61 @@ def test_saved_budget_must_agree_across_searches(tmp_path):
     (tmp_path / "random" / "config.json").write_text(json.dumps({"budget_mj": 3.0}))
     with pytest.raises(ReproduceError, match="disagree on the budget"):
         dr.saved_budget(tmp_path, ("bo", "random"))
+
+
+def _iso_case(margin_rule: str):
+    """A 2-stage cascade over 400 validation (and test) images whose last stage is the
+    best single; stage 1's confidence is uninformative, so every image it keeps costs
+    accuracy and a higher target needs more images sent on."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from selector import StageCosts
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+
+    def probs(accuracy: float) -> np.ndarray:
+        right = rng.random(400) < accuracy
+        guess = np.where(right, labels, (labels + 1) % 10)
+        p = np.full((400, 10), 0.01)
+        p[np.arange(400), guess] = rng.uniform(0.2, 0.9, 400)
+        return p / p.sum(1, keepdims=True)
+
+    little = SimpleNamespace(val_probs=probs(0.8), test_probs=probs(0.8))
+    big = SimpleNamespace(val_probs=probs(0.95), test_probs=probs(0.95))
+    split = SimpleNamespace(labels=labels)
+    settings = dataclasses.replace(SETTINGS, iso_margin=margin_rule)
+    bench = dr.DesignBench(settings, SimpleNamespace(val=split, test=split), None, None, ".", print)
+    costs = StageCosts(
+        energy_mj=np.array([1.0, 10.0]),
+        latency_ms=np.zeros(2),
+        payload_bytes=np.zeros(2),
+        remote=np.array([False, False]),
+    )
+    target = float((big.val_probs.argmax(1) == labels).mean()) - 0.05
+    return bench, [little, big], costs, target, big
+
+
+def test_iso_margin_raises_the_validation_target_by_the_paired_standard_error():
+    import numpy as np
+
+    from selector import CascadeData, cascade_correct, paired_standard_error
+
+    bench, results, costs, target, reference = _iso_case("paired-se")
+    plain = _iso_case("none")[0].iso_system(results, costs, target, reference=reference)
+    row = bench.iso_system(results, costs, target, reference=reference)
+    assert plain["val_margin_points"] == 0.0 and plain["val_target_accuracy"] == target
+    labels = bench.dataset.val.labels
+    val = CascadeData.from_probs([r.val_probs for r in results], labels, "margin")
+    expected = paired_standard_error(
+        cascade_correct(val, np.asarray(plain["thresholds"])),
+        reference.val_probs.argmax(1) == labels,
+    )
+    assert row["val_margin_points"] == pytest.approx(100 * expected) and expected > 0
+    assert row["val_accuracy"] >= target + expected > plain["val_accuracy"] - 1e-12
+    assert row["energy_mj"] > plain["energy_mj"]  # the margin is paid in energy
+    assert row["val_target_met"]
+    # without a reference there is nothing to be paired with: the target as is
+    assert bench.iso_system(results, costs, target)["val_margin_points"] == 0.0
