@@ -16,14 +16,16 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # search settings trimmed for 2 cores and --time-limit holding the whole run to about
 # 12 minutes (the search and re-ranking leave the estimated final trainings their time).
 RUN_DIR ?= runs/design
-RUN_ARGS ?= --budget 3mJ --trials 6 --initial-points 3 --proxy-subset 4000 --final-epochs 2 --cloud-epochs 2 --rerank 2 --time-limit 12min
+TIME_LIMIT ?= 12min
+RUN_ARGS ?= --budget 3mJ --trials 6 --initial-points 3 --proxy-subset 4000 --final-epochs 2 --cloud-epochs 2 --rerank 2 --time-limit $(TIME_LIMIT)
 
 .PHONY: run test setup dataset lint bench bench-energy bench-serve clean
 
-# A second `make run` resumes (and re-reports) the run instead of refusing its folder.
+# A second `make run` resumes (and re-reports) the run instead of refusing its folder,
+# under the same time limit (counted from the resume).
 run: setup dataset
 	@if [ -e $(RUN_DIR)/journal.jsonl ]; then \
-	  $(BIN)/acnn design --resume $(RUN_DIR); \
+	  $(BIN)/acnn design --resume $(RUN_DIR) --time-limit $(TIME_LIMIT); \
 	else \
 	  $(BIN)/acnn design --dataset fashion-mnist $(RUN_ARGS) --out $(RUN_DIR); \
 	fi

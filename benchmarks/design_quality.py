@@ -71,6 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stages", type=int, default=2, help="local stages (default: 2)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--trials", type=int, default=16, help="evaluations per search")
+    p.add_argument(
+        "--searches",
+        nargs="+",
+        choices=tuple(SEARCHES),
+        default=list(SEARCHES),
+        help="the searches to run (default all; bo, the design's, always runs)",
+    )
     p.add_argument("--initial-points", type=int, default=4)
     p.add_argument("--candidates", type=int, default=300)
     p.add_argument("--proxy-subset", type=int, default=6000, help="images per proxy training")
@@ -203,7 +210,7 @@ class _Bench(DesignBench):
             last_stage=args.last_stage,
         )
         super().__init__(settings, dataset, costs, cache, run_root, say)
-        self.stages = args.stages
+        self.stages, self.searches = args.stages, args.searches
 
     def run_seed(self, seed: int) -> dict[str, Any]:
         singles = self.singles(seed)
@@ -212,6 +219,7 @@ class _Bench(DesignBench):
         searches = {
             name: self.search_summary(seed, name, strategy, mode, budget_mj)
             for name, (strategy, mode) in SEARCHES.items()
+            if name == "bo" or name in self.searches
         }
         design_stages = searches["bo"].pop("best_stages")
         for s in searches.values():
@@ -305,6 +313,8 @@ def efficiency(searches: dict[str, dict[str, Any]]) -> dict[str, Any]:
     aware = searches["bo"]["best_so_far"]
     out = {}
     for name in ("bo-unaware", "random", "bo-joint"):
+        if name not in searches:  # not run (--searches)
+            continue
         other = searches[name]
         level = other["best_val_accuracy"]
         if level is None:
@@ -334,14 +344,18 @@ def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         for s in seeds
     )
     infeasible = {
-        name: [s["searches"][name]["trained_infeasible"] for s in seeds] for name in SEARCHES
+        name: [s["searches"][name]["trained_infeasible"] for s in seeds]
+        for name in SEARCHES
+        if all(name in s["searches"] for s in seeds)
     }
     best = {
-        name: median([s["searches"][name]["best_val_accuracy"] for s in seeds]) for name in SEARCHES
+        name: median([s["searches"][name]["best_val_accuracy"] for s in seeds])
+        for name in infeasible
     }
     speedups = {
         name: median([s["efficiency"][name]["speedup"] for s in seeds])
         for name in ("bo-unaware", "random", "bo-joint")
+        if name in infeasible
     }
     return {
         "median_ratios": ratios,
