@@ -115,13 +115,21 @@ class SearchSettings:
     last_stage: str | None = None
 
     def design_config(
-        self, seed: int, strategy: str, mode: str, budget_mj: float, stages: int = 2
+        self,
+        seed: int,
+        strategy: str,
+        mode: str,
+        budget_mj: float,
+        stages: int = 2,
+        min_accuracy: float | None = None,
     ) -> Any:
-        """The search's :class:`DesignConfig`, field for field as design_quality builds it."""
+        """The search's :class:`DesignConfig`, field for field as design_quality builds it
+        (``min_accuracy``: minimise energy subject to it, under ``budget_mj``)."""
         from adaptive_cnn.design import DesignConfig
 
         return DesignConfig(
             budget_mj=budget_mj,
+            min_accuracy=min_accuracy,
             dataset=self.dataset,
             data_dir=self.data_dir,
             local_stages=stages,
@@ -411,12 +419,19 @@ class DesignBench:
         )
 
     def search(
-        self, seed: int, name: str, strategy: str, mode: str, budget_mj: float, stages: int = 2
+        self,
+        seed: int,
+        name: str,
+        strategy: str,
+        mode: str,
+        budget_mj: float,
+        stages: int = 2,
+        min_accuracy: float | None = None,
     ):
         """Run (or resume, or only read) one search; its Designer, first ``trials`` kept."""
         from adaptive_cnn.design import Designer
 
-        config = self.settings.design_config(seed, strategy, mode, budget_mj, stages)
+        config = self.settings.design_config(seed, strategy, mode, budget_mj, stages, min_accuracy)
         run_dir = self.run_root / f"seed{seed}" / name
         check_journal(run_dir, config)
         run_dir.mkdir(parents=True, exist_ok=True)

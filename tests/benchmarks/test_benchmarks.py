@@ -161,13 +161,18 @@ def test_design_quality_writes_figures(design_predictor, tmp_path, capsys):
     before = [j.read_text() for j in journals]
     assert load("design_quality").main(args) == 0
     assert [j.read_text() for j in journals] == before
-    # --searches bo: only the design's search, and a summary of what ran
+    # --searches bo: only the design's search, and a summary of what ran; with the iso
+    # objective it minimises energy at the iso target under the budget
     only = tmp_path / "only.json"
-    assert load("design_quality").main([*args[:-3], "--out", str(only), "--searches", "bo"]) == 0
+    extra = ["--out", str(only), "--searches", "bo", "--search-objective", "iso"]
+    assert load("design_quality").main([*args[:-3], *extra]) == 0
     report = json.loads(only.read_text())
     assert set(report["seeds"][0]["searches"]) == {"bo"}
     assert set(report["summary"]["trained_infeasible"]) == {"bo"}
     assert report["summary"]["median_speedup_to_reach"] == {}
+    saved = json.loads((tmp_path / "only" / "seed0" / "bo" / "config.json").read_text())
+    assert saved["min_accuracy"] == pytest.approx(report["seeds"][0]["target_val_accuracy"])
+    assert saved["budget_mj"] == pytest.approx(report["seeds"][0]["budget_mj"])
 
 
 def test_proxy_fidelity_ranks_cached_final_networks(tmp_path, capsys):
