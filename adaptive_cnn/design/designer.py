@@ -330,7 +330,13 @@ class Designer:
         )
 
     def proxy_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.config.proxy_epochs, subset=self.config.proxy_subset)
+        """The search's training budget; a subset as large as the training split is the
+        whole split, so it names the same training (and cache entry) as no subset: with
+        ``proxy_epochs == final_epochs`` re-ranking then trains nothing again."""
+        subset = self.config.proxy_subset
+        if subset is not None and subset >= len(self.dataset.train):
+            subset = None
+        return TrainConfig(epochs=self.config.proxy_epochs, subset=subset)
 
     def final_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.config.final_epochs)

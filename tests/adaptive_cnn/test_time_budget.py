@@ -170,3 +170,12 @@ def test_the_single_path_method_refuses_a_time_limit(
     assert main([*args, "--method", "single-path", "--time-limit", "5min"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--time-limit bounds --method bo" in err[0]
+
+
+def test_a_proxy_subset_as_large_as_the_split_is_the_final_training(finished_run) -> None:
+    run_dir, cache, predictor = finished_run
+    whole = _designer(run_dir, cache, predictor, proxy_subset=10**6, proxy_epochs=1.0)
+    assert whole.proxy_config().subset is None
+    assert whole.proxy_config() == dataclasses.replace(whole.final_config(), epochs=1.0)
+    n = len(whole.dataset.train)
+    assert _designer(run_dir, cache, predictor, proxy_subset=n - 1).proxy_config().subset == n - 1
