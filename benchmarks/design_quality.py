@@ -20,8 +20,8 @@ Per seed, on the real dataset, with this machine's energy predictor (device ener
    whose validation accuracy is within ``--iso-points`` of the best single's (iso-accuracy),
    that target raised by ``--iso-margin`` (default: the standard error of the cascade's
    accuracy minus the best single's on the validation images, so that the iso-accuracy
-   holds on unseen images); the test split then gives accuracy and energy. The oracle bound for the design's own
-   networks is taken at the design's test accuracy.
+   holds on unseen images); the test split then gives accuracy and energy. The oracle
+   bound for the design's own networks is taken at the design's test accuracy.
 
 Prints tables and writes one JSON file with every figure, the settings and the machine,
 and a PNG of best feasible validation accuracy vs evaluations (every search, every seed).
