@@ -302,7 +302,7 @@ class _Bench(DesignBench):
         (raised by the ``--iso-margin`` against ``reference``, the best single)."""
         results = [self.final(arch, seed) for arch in stages]
         costs = self.costs.stage_costs(stages)
-        row = self.iso_system(results, costs, target, with_oracle, reference)
+        row = self.iso_system(results, costs, target, with_oracle, reference=reference)
         row.update(
             stages=list(stages),
             stage_test_accuracy=[r.test_accuracy for r in results],

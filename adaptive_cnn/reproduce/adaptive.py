@@ -133,13 +133,15 @@ def run_seed(bench: dr.DesignBench, seed: int, stage_counts, links) -> dict[str,
     for a, b in dr.PAIRS:
         archs = [bench.refs[a], bench.refs[b]]
         results = [bench.final(x, seed) for x in archs]
-        row = bench.iso_system(results, bench.costs.stage_costs(archs), target, False, best_result)
+        row = bench.iso_system(
+            results, bench.costs.stage_costs(archs), target, reference=best_result
+        )
         systems.append(_row(f"big/little {a}/{b}", "big-little", archs, row))
     designs = {}
     for n in stage_counts:
         designs[n] = _design(bench, seed, n, budget)
         costs = bench.costs.stage_costs(designs[n][0])
-        row = bench.iso_system(designs[n][1], costs, target, True, best_result)
+        row = bench.iso_system(designs[n][1], costs, target, True, reference=best_result)
         systems.append(_row(f"acnn {n} stages", "acnn", designs[n][0], row, designs[n][2]))
     cloud_arch = DesignConfig.cloud_arch
     cloud = bench.final(cloud_arch, seed)
@@ -148,7 +150,7 @@ def run_seed(bench: dr.DesignBench, seed: int, stage_counts, links) -> dict[str,
         systems.append(_cloud_row(link, cloud_arch, cloud, energy))
         for n, (stages, results, _) in designs.items():
             row = bench.iso_system(
-                [*results, cloud], costs.stage_costs(stages), target, True, best_result
+                [*results, cloud], costs.stage_costs(stages), target, True, reference=best_result
             )
             name = f"acnn {n} stages + cloud {link}"
             systems.append(_row(name, "local+cloud", [*stages, f"cloud:{cloud_arch}"], row))
