@@ -63,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--search-width", type=float, help="single-path: supernet width (default: automatic)"
     )
+    parser.add_argument("--initial-lambda", type=float, help="single-path: first lambda")
+    parser.add_argument(
+        "--cost-form", choices=("log", "budget"), help="single-path: energy term of the loss"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny settings on digits")

@@ -44,6 +44,7 @@ _FLAGS = {  # flag attribute -> DesignConfig field
     "warmup_epochs": "warmup_epochs",
     "lambda_trials": "lambda_trials",
     "initial_lambda": "initial_lambda",
+    "cost_form": "cost_form",
     "stage1_share": "stage1_share",
     "search_width": "search_width",
     "finetune_epochs": "finetune_epochs",
@@ -219,8 +220,15 @@ def add_parser(commands) -> None:
         "--initial-lambda",
         type=float,
         metavar="X",
-        help="lambda of the first search; loss = cross-entropy + lambda x ln(energy in mJ) "
-        "(default 0.5)",
+        help="lambda of the first search, the weight of the energy term (default 0.5)",
+    )
+    sp.add_argument(
+        "--cost-form",
+        choices=("log", "budget"),
+        help="energy term of the search loss: log = lambda x ln(energy in mJ) (default); "
+        "budget = lambda x max(0, ln(energy / stage-1 budget)), after which the found "
+        "network is fitted into the budget by dropping its weakest choices, so one "
+        "--lambda-trials can do",
     )
     sp.add_argument(
         "--stage1-share",
@@ -463,6 +471,11 @@ def _single_path_lines(sp: dict | None) -> list[str]:
         return []
     lambdas = ", ".join(
         f"{t['lambda']:.3g} -> {t['energy_mj']:.3g} mJ / {t['val_accuracy']:.1%}"
+        + (
+            f" (fitted from {t['raw_energy_mj']:.3g} mJ, {len(t['dropped'])} choices dropped)"
+            if t.get("dropped")
+            else ""
+        )
         for t in sp["trials"]
     )
     return [

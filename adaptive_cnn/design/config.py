@@ -10,6 +10,7 @@ from typing import Any
 from adaptive_cnn.errors import ArchitectureError, ConfigError
 from adaptive_cnn.networks import get_family, parse_arch
 from adaptive_cnn.networks.mbconv import WIDTHS as SEARCH_WIDTHS
+from adaptive_cnn.single_path.search import COST_FORMS
 
 MODES = ("inner", "joint")
 STRATEGIES = ("bo", "bo-unaware", "random")
@@ -63,6 +64,9 @@ class DesignConfig:
         warmup_epochs: single-path: leading epochs in which only the weights train.
         lambda_trials: single-path: searches of the automatic lambda at most.
         initial_lambda: single-path: the first search's energy weight lambda.
+        cost_form: single-path: the energy term of the search's loss, ``log`` (lambda x
+            ln E) or ``budget`` (lambda x max(0, ln(E / stage-1 budget)); the found network
+            is then fitted into the budget by dropping its weakest choices).
         stage1_share: single-path: share of ``budget_mj`` the stage-1 network may cost
             (None: all of it for a lone local network, half when later stages follow).
         search_width: single-path: width multiplier of the supernet (None: the widest
@@ -109,6 +113,7 @@ class DesignConfig:
     warmup_epochs: float = 1.0
     lambda_trials: int = 4
     initial_lambda: float = 0.5
+    cost_form: str = "log"
     stage1_share: float | None = None
     search_width: float | None = None
     finetune_epochs: float | None = None
@@ -183,6 +188,10 @@ class DesignConfig:
             )
         if self.lambda_trials < 1 or not self.initial_lambda > 0:
             raise ConfigError("lambda trials must be >= 1 and the initial lambda > 0")
+        if self.cost_form not in COST_FORMS:
+            raise ConfigError(
+                f"cost form must be one of {', '.join(COST_FORMS)}, got {self.cost_form!r}"
+            )
         if self.stage1_share is not None and not 0 < self.stage1_share <= 1:
             raise ConfigError(f"stage-1 share must be in (0, 1], got {self.stage1_share}")
         if self.finetune_epochs is not None and not self.finetune_epochs > 0:

@@ -48,6 +48,8 @@ SETTING_KEYS = (
     "finetune_epochs",
     "search_subset",
     "search_width",
+    "initial_lambda",
+    "cost_form",
 )
 
 
@@ -90,7 +92,7 @@ def design_args(
         subset = s.get("search_subset", s.get("proxy_subset"))
         common += [] if subset is None else ["--proxy-subset", str(subset)]
         names = ("search_epochs", "warmup_epochs", "lambda_trials", "finetune_epochs")
-        return common + _flags(s, (*names, "search_width"))
+        return common + _flags(s, (*names, "search_width", "initial_lambda", "cost_form"))
     bo = _flags(s, ("proxy_subset", "trials", "proxy_epochs"))
     if quick:
         bo += ["--initial-points", "2", "--candidates", "40", "--rerank", "1"]

@@ -64,6 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="single-path: training images of the supernet search (default: --proxy-subset)",
     )
     p.add_argument("--search-width", type=float, metavar="W", help="single-path: supernet width")
+    p.add_argument("--initial-lambda", type=float, metavar="X", help="single-path: first lambda")
+    p.add_argument(
+        "--cost-form", choices=("log", "budget"), help="single-path: energy term of the loss"
+    )
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(

@@ -3,7 +3,9 @@
 1. The supernet's width is chosen (or given) so that the stage-1 budget leaves room.
 2. The automatic lambda search (:mod:`.lambda_search`) runs superkernel searches until the
    found network meets the stage-1 budget (``DesignConfig.stage1_budget_mj``) with the
-   best validation accuracy of the supernet.
+   best validation accuracy of the supernet. Under the ``budget`` cost form each search
+   targets that budget and its network is fitted into it (:mod:`.fit`), so every trial
+   meets it and one trial can do.
 3. That network is trained from scratch with the final budget, like any design, or, with
    ``finetune_epochs``, fine-tuned from the weights it had in the supernet
    (:mod:`.inherit`) for that many epochs.
@@ -131,6 +133,8 @@ def design_single_path(
         warmup_epochs=config.warmup_epochs,
         subset=config.proxy_subset,
         width=width,
+        cost_form=config.cost_form,
+        budget_mj=budget if config.cost_form == "budget" else None,
     )
     say(f"single-path search at width {width:g}: stage 1 within {budget:.3g} mJ")
     warm = warm_up(dataset, costs, base, config.seed, threads=config.threads)
@@ -145,8 +149,15 @@ def design_single_path(
             threads=config.threads,
             warm=warm,
         )
+        fitted = (
+            f" (fitted from {found.raw_energy_mj:.3g} mJ: dropped "
+            + ", ".join(f"slot {slot} {choice}" for slot, choice in found.dropped)
+            + ")"
+            if found.dropped
+            else ""
+        )
         say(
-            f"  lambda {lam:.4g}: {found.arch} {found.energy_mj:.3g} mJ, supernet val "
+            f"  lambda {lam:.4g}: {found.arch} {found.energy_mj:.3g} mJ{fitted}, supernet val "
             f"{found.val_accuracy:.2%} ({found.seconds:.1f} s)"
         )
         return found

@@ -3,8 +3,10 @@
 A larger lambda finds a cheaper network. Starting from ``initial``, the search multiplies
 lambda by ``factor`` while the found network breaks the budget and divides it while it
 meets it, until one of each is seen; then it bisects (geometrically) between the largest
-lambda that broke the budget and the smallest that met it. Of the trials that meet the
-budget, the one with the best validation accuracy wins (ties: the cheaper network).
+lambda that broke the budget and the smallest that met it (judged on the network each
+search found, before fitting). Of the trials whose network meets the budget (fitted, under
+the ``budget`` cost form), the one with the best validation accuracy wins (ties: the
+cheaper network). Under the ``budget`` form every trial meets it, so one trial can do.
 Pure logic: the search itself is the ``run`` callable.
 """
 
@@ -13,9 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from adaptive_cnn.errors import AcnnError
-from adaptive_cnn.single_path.search import SearchResult
+
+if TYPE_CHECKING:  # search imports this module's error (through .fit)
+    from adaptive_cnn.single_path.search import SearchResult
 
 ENERGY_TOLERANCE = 1e-9  # relative slack when comparing an energy with the budget
 
@@ -37,10 +42,17 @@ def meets(result: SearchResult, budget_mj: float) -> bool:
     return result.energy_mj <= budget_mj * (1.0 + ENERGY_TOLERANCE)
 
 
+def searched_within(result: SearchResult, budget_mj: float) -> bool:
+    """The network the search itself found, before any fitting (:mod:`.fit`), is within
+    the budget: what says whether lambda pushed hard enough."""
+    raw = result.energy_mj if result.raw_energy_mj is None else result.raw_energy_mj
+    return raw <= budget_mj * (1.0 + ENERGY_TOLERANCE)
+
+
 def next_lambda(tried: list[SearchResult], budget_mj: float, factor: float) -> float:
     """The lambda of the next trial, given the trials so far (at least one)."""
-    over = [r.lam for r in tried if not meets(r, budget_mj)]
-    within = [r.lam for r in tried if meets(r, budget_mj)]
+    over = [r.lam for r in tried if not searched_within(r, budget_mj)]
+    within = [r.lam for r in tried if searched_within(r, budget_mj)]
     if not within:
         return max(over) * factor if max(over) > 0 else 1.0
     if not over:

@@ -9,6 +9,10 @@ indicator is on and every weight is trained), weights and thresholds train toget
 where ``E`` is the supernet's differentiable expected energy (mJ, :mod:`.cost`). The
 result is the architecture the final indicators select, a normal ``mbconv`` string.
 
+Under the ``budget`` form the search hovers at the budget, so the network it ends on may
+lie a little over it; that network is then fitted into the budget by dropping its weakest
+choices (:mod:`.fit`), and the result records both energies and what was dropped.
+
 The warm-up does not depend on lambda, so the automatic lambda search runs it once
 (:func:`warm_up`) and starts every trial from it: a warm-started search equals a search
 run from scratch with the same seed and settings, for the post-warm-up epochs only.
@@ -29,7 +33,9 @@ from torch import nn
 
 from adaptive_cnn.data.types import DatasetSplits
 from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.networks.mbconv import MBConvArch
 from adaptive_cnn.single_path.cost import SupernetCosts
+from adaptive_cnn.single_path.fit import fit_to_budget
 from adaptive_cnn.single_path.inherit import inherited_state
 from adaptive_cnn.single_path.superkernel import DEFAULT_TEMPERATURE
 from adaptive_cnn.single_path.supernet import SinglePathSupernet
@@ -111,6 +117,9 @@ class SearchResult:
         thresholds: the final thresholds, ``"slot.name" -> value``.
         history: one row per epoch (and at the end): step, epoch, loss, cross-entropy,
             expected energy and derived architecture.
+        raw_energy_mj: the predicted energy of the network the search ended on, before
+            fitting into the budget (equals ``energy_mj`` when nothing was dropped).
+        dropped: the (slot, choice) pairs the fitting turned off, in order.
         inherited: the derived network's weights taken from the supernet (a ``state_dict``
             of the plain network, :func:`~adaptive_cnn.single_path.inherit.inherited_state`),
             to fine-tune from; not part of :meth:`to_dict`.
@@ -124,6 +133,8 @@ class SearchResult:
     seconds: float
     thresholds: dict[str, float] = field(default_factory=dict)
     history: tuple[dict[str, Any], ...] = ()
+    raw_energy_mj: float | None = None
+    dropped: tuple[tuple[int, str], ...] = ()
     inherited: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +147,8 @@ class SearchResult:
             "seconds": self.seconds,
             "thresholds": dict(self.thresholds),
             "history": list(self.history),
+            "raw_energy_mj": self.raw_energy_mj,
+            "dropped": [list(d) for d in self.dropped],
         }
 
 
@@ -202,6 +215,11 @@ def run_search(
         net = _seeded_supernet(dataset, config, seed)
         history = _train(net, dataset, costs, config, seed, progress, warm)
         arch = net.derive_arch()
+        raw_energy = costs.energy_mj(arch)
+        dropped: tuple[tuple[int, str], ...] = ()
+        if config.cost_form == "budget":
+            arch, dropped = fit_to_budget(arch, _leads(net), costs.energy_mj, config.budget_mj)
+            _force_choice(net, arch)
         inherited = inherited_state(net, arch)
         probs = predict_probs(net, dataset.val.images, dataset.preprocessing)
     return SearchResult(
@@ -217,8 +235,27 @@ def run_search(
             for name, t in block.thresholds().items()
         },
         history=tuple(history),
+        raw_energy_mj=raw_energy,
+        dropped=dropped,
         inherited=inherited,
     )
+
+
+def _leads(net: SinglePathSupernet) -> dict[tuple[int, str], float]:
+    """Per (slot, free indicator), its weight group's lead over its threshold."""
+    return {(i, name): lead for i, b in enumerate(net.blocks) for name, lead in b.leads().items()}
+
+
+def _force_choice(net: SinglePathSupernet, arch: MBConvArch) -> None:
+    """Fix every slot's indicators to ``arch``'s layer (the supernet then runs it)."""
+    for block, layer in zip(net.blocks, arch.layers, strict=True):
+        if layer is None:
+            block.force(skip=True)
+        else:
+            skip = False if block.skippable else None
+            block.force(layer.kernel, layer.expansion, layer.se, skip)
+    if net.derive_arch() != arch:  # a slot the fitting changed was not forced
+        raise AssertionError("the supernet does not select the fitted architecture")
 
 
 def warm_up(

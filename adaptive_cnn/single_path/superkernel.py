@@ -171,6 +171,19 @@ class SuperkernelMBConv(nn.Module):
             "skip": _rms(core[: self.half]),
         }
 
+    def leads(self) -> dict[str, float]:
+        """Per free indicator (``k5``, ``e6``, ``se``, ``keep``), its weight group's size
+        minus its threshold (> 0: on); forced indicators and an unskippable layer's
+        ``keep`` are left out."""
+        with torch.no_grad():
+            sizes, thresholds = self.group_sizes(), self.thresholds()
+            groups = {"k5": "k5", "e6": "e6", "se": "se", "keep": "skip"}
+            return {
+                name: float(sizes[group] - thresholds[group])
+                for name, group in groups.items()
+                if group in thresholds and name not in self._forced
+            }
+
     def indicators(self) -> Indicators:
         """The current indicators: forced ones as constants, the others thresholded."""
         sizes = self.group_sizes()

@@ -1,4 +1,5 @@
-"""The superkernel search on digits (tiny budgets) and the automatic lambda (fake searches)."""
+"""The superkernel search on digits (tiny budgets), the budget form with its fitting, and the
+automatic lambda (fake searches)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from adaptive_cnn.single_path import (
     search_lambda,
     supernet_costs,
 )
+from adaptive_cnn.training import accuracy, predict_probs
 
 TINY = SearchConfig(
     epochs=3, warmup_epochs=1, subset=192, batch_size=32, threshold_lr=0.05, width=0.5
@@ -128,3 +130,34 @@ def test_the_supernet_trains_channels_last_whatever_the_input_layout(digits) -> 
     assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     nchw = torch.zeros(4, *digits.input_shape).contiguous()
     assert net.stem(nchw).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_budget_form_search_fits_its_network_and_scores_the_fitted_one(digits, costs) -> None:
+    free = run_search(digits, costs, dataclasses.replace(TINY, lam=0.0), seed=1, threads=1)
+    budget = (free.energy_mj + costs.cheapest_mj()) / 2  # between the cheapest and free
+    config = dataclasses.replace(TINY, lam=0.0, cost_form="budget", budget_mj=budget)
+    found = run_search(digits, costs, config, seed=1, threads=1)
+    # lambda 0 trains as the free search (same seed), so the raw network is free's
+    assert found.raw_energy_mj == pytest.approx(free.energy_mj)
+    assert found.dropped and found.energy_mj <= budget < found.raw_energy_mj
+    arch = get_family("mbconv").from_str(found.arch.split(":", 1)[1])
+    assert found.energy_mj == pytest.approx(costs.energy_mj(arch))
+    # the inherited weights are the fitted network's, and its accuracy is the one reported
+    net = create_network(found.arch, digits.input_shape, digits.num_classes)
+    net.load_state_dict(found.inherited)
+    net.eval()
+    with torch.no_grad():
+        probs = predict_probs(net, digits.val.images, digits.preprocessing)
+    assert accuracy(probs, digits.val.labels) == pytest.approx(found.val_accuracy)
+    assert found.to_dict()["dropped"] == [list(d) for d in found.dropped]
+
+
+def test_under_the_budget_form_one_lambda_trial_meets_the_budget(digits, costs) -> None:
+    budget = costs.cheapest_mj() * 1.05
+
+    def run(lam: float):
+        config = dataclasses.replace(TINY, lam=lam, cost_form="budget", budget_mj=budget)
+        return run_search(digits, costs, config, seed=2, threads=1)
+
+    found = search_lambda(run, budget, trials=1, initial=1.0)
+    assert len(found.trials) == 1 and found.best.energy_mj <= budget
