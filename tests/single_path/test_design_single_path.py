@@ -111,3 +111,26 @@ def test_help_states_units(capsys) -> None:
     text = capsys.readouterr().out
     assert "--method {bo,single-path}" in text
     assert "mJ" in text and "epochs" in text
+
+
+def test_the_budget_cost_form_settles_in_one_trial(predictor_file, tmp_path, capsys) -> None:
+    extra = ["--budget", "15mJ", "--cost-form", "budget", "--lambda-trials", "1", "--json"]
+    assert main(_args(predictor_file, tmp_path, *extra)) == 0
+    result = json.loads(capsys.readouterr().out)
+    sp = result["single_path"]
+    assert result["config"]["cost_form"] == "budget"
+    assert sp["search"]["cost_form"] == "budget" and sp["search"]["budget_mj"] == 15.0
+    (trial,) = sp["trials"]
+    assert trial["energy_mj"] <= 15.0 and trial["raw_energy_mj"] >= trial["energy_mj"]
+    assert result["stages"][0]["energy_mj"] == pytest.approx(trial["energy_mj"])
+
+
+def test_an_unknown_cost_form_in_a_config_file_is_a_one_line_error(
+    predictor_file, tmp_path, capsys
+) -> None:
+    config = tmp_path / "design.yaml"
+    config.write_text("cost_form: cubic\n")
+    extra = ["--budget", "15mJ", "--config", str(config)]
+    assert main(_args(predictor_file, tmp_path, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cost form must be one of log, budget" in err and len(err.splitlines()) == 1
