@@ -4,9 +4,11 @@ A search ends with hard indicators, and the network they select may lie over the
 under the ``budget`` cost form the energy term is zero below the budget, so the search
 hovers at it and ends on either side. Rather than run another search, the choices that
 are on are turned off one at a time (a 5x5 ring to 3x3, an expansion-6 half to 3, SE off,
-a layer skipped), each time the one with the smallest lead of its weight group over its
-threshold per mJ it saves, until the predicted energy fits. The lead is the indicator's
-own measure of how much the search wanted the choice, so the weakest choices go first.
+a layer skipped) until the predicted energy fits. Each step drops, of the choices whose
+removal alone makes the network fit, the one with the smallest lead of its weight group
+over its threshold; when none does, the one with the smallest lead per mJ it saves. The
+lead is the indicator's own measure of how much the search wanted the choice, so the
+weakest choices go first, and a slight excess costs a small choice, not a whole layer.
 Pure logic over architectures and leads; :func:`~.search.run_search` applies the result
 to the supernet.
 """
@@ -71,20 +73,22 @@ def fit_to_budget(
     dropped: list[tuple[int, str]] = []
     current = energy_mj(arch)
     while current > budget_mj * (1.0 + ENERGY_TOLERANCE):
-        options = []
+        options = []  # (fits after this drop?, rank, slot, choice, smaller architecture)
         for (slot, choice), lead in sorted(leads.items()):
             if not is_on(arch, slot, choice):
                 continue
             smaller = drop(arch, slot, choice)
-            saved = current - energy_mj(smaller)
-            if saved > 0:
-                options.append((max(lead, 0.0) / saved, slot, choice, smaller))
+            left = energy_mj(smaller)
+            if left < current:
+                fits = left <= budget_mj * (1.0 + ENERGY_TOLERANCE)
+                rank = max(lead, 0.0) if fits else max(lead, 0.0) / (current - left)
+                options.append((not fits, rank, slot, choice, smaller))
         if not options:
             raise SinglePathError(
                 f"the found network cannot be fitted into the {budget_mj:g} mJ budget "
                 f"(it needs {current:.3g} mJ with every droppable choice off)"
             )
-        _, slot, choice, arch = min(options, key=lambda o: o[:3])
+        _, _, slot, choice, arch = min(options, key=lambda o: o[:4])
         dropped.append((slot, choice))
         current = energy_mj(arch)
     return arch, tuple(dropped)

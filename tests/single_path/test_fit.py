@@ -37,11 +37,19 @@ def test_an_architecture_within_the_budget_is_left_alone() -> None:
 def test_the_weakest_choice_per_mj_goes_first_until_it_fits() -> None:
     arch = _arch(BIG, BIG)  # 14 mJ
     leads = {(0, "k5"): 0.4, (0, "e6"): 0.3, (1, "e6"): 0.9, (1, "keep"): 0.6, (1, "se"): 0.2}
-    # lead per mJ saved: (0,k5) 0.2, (0,e6) 0.1, (1,e6) 0.3, (1,keep) 0.6/6.5, (1,se) 0.4
+    # no single drop fits 7 mJ; lead per mJ saved: (0,k5) 0.2, (0,e6) 0.1, (1,e6) 0.3,
+    # (1,keep) 0.6/6.5, (1,se) 0.4; then (0,k5) and (0,e6) both fit: the smaller lead goes
     fitted, dropped = fit_to_budget(arch, leads, _energy, 7.0)
     assert dropped == ((1, "keep"), (0, "e6"))  # 14 -> 7.5 (over 7) -> 4.5
     assert fitted == _arch(dataclasses.replace(BIG, expansion=3), None)
     assert _energy(fitted) == pytest.approx(4.5)
+
+
+def test_a_slight_excess_costs_the_weakest_choice_that_fits_not_a_whole_layer() -> None:
+    arch = _arch(BIG, BIG)  # 14 mJ; every single drop below fits 13.6 mJ
+    leads = {(0, "e6"): 0.3, (1, "keep"): 0.25, (1, "se"): 0.2}
+    fitted, dropped = fit_to_budget(arch, leads, _energy, 13.6)
+    assert dropped == ((1, "se"),) and _energy(fitted) == pytest.approx(13.5)
 
 
 def test_a_budget_below_every_droppable_choice_is_an_error() -> None:
