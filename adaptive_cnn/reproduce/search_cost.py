@@ -122,9 +122,13 @@ def row(method: str, result: dict[str, Any], seconds: float, run: Path) -> dict[
     from adaptive_cnn.design.report import load_run
 
     stage = result["stages"][0]
+    extra: dict[str, Any] = {}
     if method == "single-path":
         sp = result["single_path"]
         search_epochs, search_seconds = sp["search_epochs"], sp["search_seconds"]
+        # each lambda trial without its per-epoch history: what it found, and any fitting
+        keep = ("lambda", "energy_mj", "raw_energy_mj", "dropped", "val_accuracy", "seconds")
+        extra["lambda_trials"] = [{k: t.get(k) for k in keep} for t in sp["trials"]]
     else:  # proxy epochs per trained candidate, and their training seconds
         _, journal = load_run(run / "run")
         config = result["config"]
@@ -141,6 +145,7 @@ def row(method: str, result: dict[str, Any], seconds: float, run: Path) -> dict[
         "search_seconds": search_seconds,
         "wall_seconds": seconds,
         "final_training_seconds": final_training_seconds(run / "cache", stage["arch"], result),
+        **extra,
         "config": result["config"],
     }
 

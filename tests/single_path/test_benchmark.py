@@ -26,6 +26,8 @@ def test_quick_benchmark_writes_both_methods(predictor_file, tmp_path, capsys) -
     assert sp["config"]["method"] == "single-path" and bo["config"]["method"] == "bo"
     assert sp["config"]["finetune_epochs"] == 0.5 and bo["config"]["finetune_epochs"] is None
     assert bo["search_epochs"] == 3  # 3 trials x 1 proxy epoch
+    assert 1 <= len(sp["lambda_trials"]) <= 2 and "lambda_trials" not in bo
+    assert {"lambda", "energy_mj", "raw_energy_mj", "dropped"} <= set(sp["lambda_trials"][0])
     for r in (sp, bo):
         assert r["arch"].startswith("mbconv:") and r["energy_mj"] <= 15.0
         assert r["wall_seconds"] > r["search_seconds"] > 0
