@@ -69,7 +69,18 @@ PATH_SETTINGS = ("predictor", "run_dir", "cache_dir")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--family", default="conv", help="network family (default: conv)")
+    p.add_argument(
+        "--family",
+        default="conv",
+        help="network family of the single networks, the big/little pairs and (unless "
+        "--stage-family) every searched stage (default: conv)",
+    )
+    p.add_argument(
+        "--stage-family",
+        action="append",
+        metavar="NAME",
+        help="family of one local stage of the searches (repeat, one per stage)",
+    )
     p.add_argument("--stages", type=int, default=2, help="local stages (default: 2)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--trials", type=int, default=16, help="evaluations per search")
@@ -218,6 +229,7 @@ class _Bench(DesignBench):
             iso_points=args.iso_points,
             iso_margin=args.iso_margin,
             last_stage=args.last_stage,
+            stage_families=tuple(args.stage_family or ()),
         )
         super().__init__(settings, dataset, costs, cache, run_root, say)
         self.stages, self.searches = args.stages, args.searches

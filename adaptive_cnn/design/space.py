@@ -103,15 +103,24 @@ class CascadeSpace:
         return self.canonical(point)
 
     def reference_cascades(self) -> list[list[Any]]:
-        """Points of the hand-picked cascades: each family's reference networks in order of
-        cost (small, medium, large), every increasing combination with one per searched
-        stage (none holding a fixed stage's network), then the fixed stages."""
+        """Points of the hand-picked cascades: one reference network (small, medium,
+        large) per searched stage, sizes increasing between consecutive stages of the same
+        family and free across a change of family (an mlp's ``large`` may precede a conv's
+        ``small``), none holding a fixed stage's network; then the fixed stages."""
         refs = [
             [f"{name}:{a.to_str()}" for a in get_family(name).references().values()]
             for name in self.families
         ]
-        combos = itertools.combinations(range(min(len(r) for r in refs)), len(self.families))
-        cascades = [[refs[s][i] for s, i in enumerate(c)] for c in combos]
+        combos = itertools.product(*(range(len(r)) for r in refs))
+        cascades = [
+            [refs[s][i] for s, i in enumerate(c)]
+            for c in combos
+            if all(
+                c[s] < c[s + 1]
+                for s in range(len(c) - 1)
+                if self.families[s] == self.families[s + 1]
+            )
+        ]
         return [
             self.encode([*stages, *self.fixed])
             for stages in cascades

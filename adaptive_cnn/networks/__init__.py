@@ -1,11 +1,12 @@
 """CNN families, their search spaces and builders.
 
-Importing this package registers the built-in families ``conv`` and ``mbconv``.
+Importing this package registers the built-in families ``conv``, ``mbconv`` and ``mlp``.
 """
 
 from adaptive_cnn.networks.cost import arch_cost, describe_arch
 from adaptive_cnn.networks.dimensions import Categorical, Dimension, Integer, Real
 from adaptive_cnn.networks.mbconv import MBConvArch, MBConvFamily, MBLayer
+from adaptive_cnn.networks.mlp import MLPArch, MLPFamily
 from adaptive_cnn.networks.plain_conv import ConvArch, ConvBlock, PlainConvFamily
 from adaptive_cnn.networks.registry import (
     Arch,
@@ -29,6 +30,8 @@ __all__ = [
     "MBConvArch",
     "MBConvFamily",
     "MBLayer",
+    "MLPArch",
+    "MLPFamily",
     "NetworkFamily",
     "Part",
     "PlainConvFamily",

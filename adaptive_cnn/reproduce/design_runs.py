@@ -113,6 +113,9 @@ class SearchSettings:
     iso_margin: str = "paired-se"
     budget_mj: float | None = None
     last_stage: str | None = None
+    #: family of each local stage of the searches (one per stage); empty: ``family`` for
+    #: every stage. The single networks and big/little pairs are always ``family``'s.
+    stage_families: tuple[str, ...] = ()
 
     def design_config(
         self,
@@ -133,7 +136,7 @@ class SearchSettings:
             dataset=self.dataset,
             data_dir=self.data_dir,
             local_stages=stages,
-            families=(self.family,),
+            families=self.searched_families(stages),
             link="none",
             device=self.device,
             mode=mode,
@@ -150,6 +153,15 @@ class SearchSettings:
             last_stage=self.last_stage if stages > 1 else None,
             rerank=self.rerank,
         )
+
+    def searched_families(self, stages: int) -> tuple[str, ...]:
+        """The searches' family per local stage; a search of fewer stages than given
+        families keeps the first ones and the last (the last stage's family)."""
+        if not self.stage_families:
+            return (self.family,)
+        if stages >= len(self.stage_families):
+            return self.stage_families
+        return (*self.stage_families[: stages - 1], self.stage_families[-1])
 
 
 def _threads(text: str) -> int | None:
@@ -194,7 +206,19 @@ def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
     )
     p.add_argument("--dataset", help=f"default {full['dataset']}; --quick {quick['dataset']}")
     p.add_argument("--data-dir", metavar="DIR", help="dataset folder, if not the default")
-    p.add_argument("--family", default="conv", help="network family (default conv)")
+    p.add_argument(
+        "--family",
+        default="conv",
+        help="network family of the single networks, the big/little pairs and (unless "
+        "--stage-family) every searched stage (default conv)",
+    )
+    p.add_argument(
+        "--stage-family",
+        action="append",
+        metavar="NAME",
+        help="family of one local stage of the searches (repeat, one per stage, e.g. "
+        "--stage-family mlp --stage-family conv --stage-family conv)",
+    )
     p.add_argument("--device", default="local", help="device profile (default local)")
     p.add_argument(
         "--predictor",
@@ -266,6 +290,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         iso_margin=args.iso_margin,
         budget_mj=getattr(args, "budget", None),
         last_stage=getattr(args, "last_stage", None),
+        stage_families=tuple(args.stage_family or ()),
     )
 
 

@@ -46,7 +46,11 @@ ProgressFn = Callable[[TrainProgress], None]
 
 # Modules of the networks package that only one family's networks depend on; editing
 # one family (say, adding a layer option to mbconv) leaves the others' cached training valid.
-FAMILY_SOURCES = {"conv": ("plain_conv.py",), "mbconv": ("mbconv.py", "mbconv_blocks.py")}
+FAMILY_SOURCES = {
+    "conv": ("plain_conv.py",),
+    "mbconv": ("mbconv.py", "mbconv_blocks.py"),
+    "mlp": ("mlp.py",),
+}
 
 
 @lru_cache(maxsize=None)

@@ -52,6 +52,15 @@ def test_space_encodes_stage_strings_and_lists_the_reference_cascades() -> None:
     assert [space.decode(p).thresholds for p in space.reference_cascades()] == [(0.5,)] * 3
 
 
+def test_mixed_family_reference_cascades_pair_every_size_across_the_family_change() -> None:
+    conv = [f"conv:{a.to_str()}" for a in get_family("conv").references().values()]
+    mlp = [f"mlp:{a.to_str()}" for a in get_family("mlp").references().values()]
+    space = CascadeSpace(("mlp", "conv"), thresholds=0, fixed=(conv[2],))
+    refs = [space.decode(p).stages for p in space.reference_cascades()]
+    # any mlp before the conv small or medium; none repeats the fixed conv large
+    assert refs == [(m, c, conv[2]) for m in mlp for c in conv[:2]]
+
+
 def test_loss_prefers_feasible_designs() -> None:
     config = DesignConfig(budget_mj=2.0)
     ok = {"accuracy": 0.9, "energy_mj": 2.0, "bytes_per_image": 0.0}

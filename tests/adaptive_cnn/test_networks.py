@@ -21,6 +21,7 @@ from adaptive_cnn.networks import (
     ConvBlock,
     Integer,
     MBConvArch,
+    MLPArch,
     PlainConvFamily,
     Real,
     arch_cost,
@@ -42,7 +43,7 @@ def _sample(name: str, seed: int):
 
 
 def test_builtin_families_are_registered() -> None:
-    assert {"conv", "mbconv"} <= set(FAMILIES)
+    assert {"conv", "mbconv", "mlp"} <= set(FAMILIES)
 
 
 # --- building and training ------------------------------------------------------------
@@ -229,6 +230,26 @@ def test_parse_with_and_without_prefix() -> None:
     assert isinstance(mb, MBConvArch) and mb == parse_arch("stem16-m24k5e6s2-skip-head128")
     assert mb.layers[0].stride == 2 and mb.layers[1] is None
     assert parse_arch("stem16-m16k3e1s1").to_str() == "stem16-m16k3e1"
+    mlp = parse_arch("fc512-fc128")
+    assert isinstance(mlp, MLPArch) and mlp == parse_arch("mlp:fc512-fc128")
+    assert mlp.hidden_units == (512, 128)
+
+
+def test_mlp_network_is_flatten_then_linear_layers() -> None:
+    net = create_network("mlp:fc32-fc16", (1, 8, 8), 10)
+    kinds = [type(m).__name__ for m in net.modules() if not list(m.children())]
+    assert kinds == ["Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert net(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    # 64*32+32 + 32*16+16 + 16*10+10
+    assert sum(p.numel() for p in net.parameters()) == 2080 + 528 + 170
+
+
+def test_mlp_outside_the_space_is_refused_by_encode() -> None:
+    family = get_family("mlp")
+    with pytest.raises(ArchitectureError, match="at most 2"):
+        family.encode(parse_arch("mlp:fc64-fc64-fc64"))
+    with pytest.raises(ArchitectureError, match="units_1"):
+        family.encode(parse_arch("mlp:fc2048"))
 
 
 @pytest.mark.parametrize(
@@ -238,7 +259,10 @@ def test_parse_with_and_without_prefix() -> None:
         "   ",
         "cXk3",
         "fc",
-        "fc64",
+        "fc64-",
+        "fc64-fc0",
+        "mlp:c16k3",
+        "mlp:fc64-c16k3",
         "bn",
         "c16k3-fc",
         "c16k3p-bn",
