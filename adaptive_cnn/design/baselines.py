@@ -72,7 +72,7 @@ def evaluate_baselines(designer: Designer) -> list[dict[str, Any]]:
         config.cloud_latency_ms,
     )
     rows = []
-    for name, (stages, cloud) in baseline_systems(config.stage_families[0]).items():
+    for name, (stages, cloud) in baseline_systems(config.baseline_family).items():
         if cloud and not config.has_cloud:
             continue
         results = [

@@ -210,6 +210,13 @@ class DesignConfig:
         return self.families
 
     @property
+    def baseline_family(self) -> str:
+        """The family of the single networks and big/little pairs the design is compared
+        with: the last local stage's (an mlp in front of conv stages is compared with conv
+        networks, the black boxes a cascade of CNNs replaces)."""
+        return self.stage_families[-1]
+
+    @property
     def stage1_budget_mj(self) -> float | None:
         """The budget of the stage-1 network alone (single-path; see ``stage1_share``)."""
         if self.budget_mj is None:

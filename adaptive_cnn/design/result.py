@@ -61,7 +61,7 @@ def finalise(
 
 def trained_after_choice(designer: Designer, baselines: bool) -> list[str]:
     """The networks :func:`finalise` trains after choosing the design (the baselines')."""
-    return baseline_archs(designer.config.stage_families[0]) if baselines else []
+    return baseline_archs(designer.config.baseline_family) if baselines else []
 
 
 def write_design(

@@ -357,3 +357,21 @@ def test_design_with_a_fixed_last_stage_trains_it_once_at_the_final_budget(
     # its search evaluations used those fully trained probabilities: a resume re-tells
     # them without training anything new
     assert main([*args, "--last-stage", last, "--resume", str(out), "--json"]) == 0
+
+
+def test_an_mlp_first_stage_in_front_of_conv_stages_is_compared_with_conv_baselines(
+    design_predictor, design_args, tmp_path, capsys
+):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = design_args(design_predictor, out, cache, "--budget", "30mJ", baselines=True)
+    assert main([*args, "--family", "mlp", "--family", "conv", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
+    assert all(r["stages"][0].startswith("mlp:") for r in journal)
+    assert all(r["stages"][1].startswith("conv:") for r in journal)
+    assert result["stages"][0]["arch"].startswith("mlp:")
+    # the single networks and big/little pairs are the last stage's family: conv
+    conv = {f"conv:{a.to_str()}" for a in get_family("conv").references().values()}
+    singles = [b for b in result["baselines"] if b["system"].startswith("single:")]
+    assert len(singles) == 3 and all(b["stages"] in conv for b in singles)
+    assert DesignConfig(budget_mj=1.0, families=("mlp", "conv")).baseline_family == "conv"

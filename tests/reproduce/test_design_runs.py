@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 
@@ -113,3 +114,23 @@ def test_iso_margin_raises_the_validation_target_by_the_paired_standard_error():
     assert row["val_target_met"]
     # without a reference there is nothing to be paired with: the target as is
     assert bench.iso_system(results, costs, target)["val_margin_points"] == 0.0
+
+
+def test_stage_families_apply_per_searched_stage_and_keep_the_last_stage_family():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    dr.add_search_arguments(p, "seeds")
+    args = p.parse_args(
+        ["--quick", "--stage-family", "mlp", "--stage-family", "conv", "--stage-family", "conv"]
+    )
+    settings = dr.settings_from_args(args)
+    assert settings.family == "conv" and settings.stage_families == ("mlp", "conv", "conv")
+    assert settings.design_config(0, "bo", "inner", 5.0, stages=3).families == (
+        "mlp",
+        "conv",
+        "conv",
+    )
+    # a 2-stage search of the same run: the first stage's family, then the last's
+    assert settings.design_config(0, "bo", "inner", 5.0, stages=2).families == ("mlp", "conv")
+    plain = dr.settings_from_args(p.parse_args(["--quick"]))
+    assert plain.design_config(0, "bo", "inner", 5.0, stages=3).families == ("conv",)
