@@ -26,7 +26,13 @@ from torch import nn
 from adaptive_cnn.errors import ArchitectureError
 from adaptive_cnn.networks.dimensions import Dimension, Integer
 from adaptive_cnn.networks.encoding import VectorReader, VectorWriter
-from adaptive_cnn.networks.registry import NetworkFamily, Part, part_key, register_network
+from adaptive_cnn.networks.registry import (
+    NetworkFamily,
+    Part,
+    part_key,
+    register_network,
+    sequential_of,
+)
 
 EXAMPLE = "fc512-fc128"
 GRAMMAR = "fc{units}[-fc{units}...]"
@@ -127,14 +133,10 @@ def mlp_parts(arch: MLPArch, input_shape: tuple[int, int, int], num_classes: int
     offset = 0
     for structure, in_features, makers in _linear_pieces(arch, math.prod(input_shape), num_classes):
         key = part_key(MLPArch.family, structure, (in_features,))
-        build = partial(_sequential, makers)
+        build = partial(sequential_of, makers)
         parts.append(Part(key, (in_features,), build, "classifier", offset))
         offset += len(makers)
     return parts
-
-
-def _sequential(makers: Sequence[Any]) -> nn.Sequential:
-    return nn.Sequential(*(make() for make in makers))
 
 
 _DIMENSIONS: tuple[Dimension, ...] = (

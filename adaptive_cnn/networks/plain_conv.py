@@ -24,7 +24,13 @@ from torch import nn
 from adaptive_cnn.errors import ArchitectureError
 from adaptive_cnn.networks.dimensions import Categorical, Dimension, Integer
 from adaptive_cnn.networks.encoding import VectorReader, VectorWriter
-from adaptive_cnn.networks.registry import NetworkFamily, Part, part_key, register_network
+from adaptive_cnn.networks.registry import (
+    NetworkFamily,
+    Part,
+    part_key,
+    register_network,
+    sequential_of,
+)
 
 EXAMPLE = "bn-c16k3p-c32k5p-fc64"
 GRAMMAR = "[bn-]c{filters}k{kernel}[p|a]-...[-fc{units}...]"
@@ -234,15 +240,11 @@ def conv_parts(arch: ConvArch, input_shape: tuple[int, int, int], num_classes: i
         if piece.container == "flatten":
             parts.append(Part(key, piece.in_shape, piece.layers[0], "flatten"))
             continue
-        build = partial(_sequential, piece.layers)
+        build = partial(sequential_of, piece.layers)
         offset = offsets[piece.container]
         parts.append(Part(key, piece.in_shape, build, piece.container, offset))
         offsets[piece.container] += len(piece.layers)
     return parts
-
-
-def _sequential(layers: Sequence[LayerMaker]) -> nn.Sequential:
-    return nn.Sequential(*(make() for make in layers))
 
 
 def _dimensions() -> tuple[Dimension, ...]:

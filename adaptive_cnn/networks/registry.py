@@ -79,6 +79,12 @@ class Part:
         return self.prefix or name
 
 
+def sequential_of(makers: Sequence[Callable[[], nn.Module]]) -> nn.Sequential:
+    """An ``nn.Sequential`` of freshly made layers: how a :class:`Part` that is a run of
+    layers builds its module."""
+    return nn.Sequential(*(make() for make in makers))
+
+
 def part_key(family: str, structure: str, in_shape: Sequence[int]) -> str:
     """The key of a piece of ``family``: e.g. ``"conv:bn-c16k3p@1x28x28"``.
 
