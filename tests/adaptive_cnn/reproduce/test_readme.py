@@ -11,7 +11,7 @@ from adaptive_cnn.cli.main import main
 from adaptive_cnn.reproduce import ReproduceError
 from adaptive_cnn.reproduce.readme import BEGIN, END, render_block, replace_block
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 NEURALPOWER = {
     "energy_label": "estimated",

@@ -107,7 +107,7 @@ def test_scripts_are_the_cli(name, monkeypatch, capsys):
     import runpy
     from pathlib import Path
 
-    script = Path(__file__).parents[2] / "scripts" / f"reproduce_{name}.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / f"reproduce_{name}.py"
     monkeypatch.setattr("sys.argv", [str(script), "--help"])
     with pytest.raises(SystemExit) as exc:
         runpy.run_path(str(script), run_name="__main__")
