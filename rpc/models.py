@@ -43,6 +43,10 @@ def load_stage_model(run: RunFolder, stage: StageSpec | str) -> StageModel:
 def run_torch(model: nn.Module, images: np.ndarray) -> np.ndarray:
     """Probabilities (N, K) float32 of ``model`` on (N, C, H, W) native-scale images."""
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    # A new thread's OpenMP pool takes torch's thread count only once torch is asked for it;
+    # oneDNN kernels (optimised TorchScript) do not ask, so a server's first batch on its
+    # batcher thread would run on every core and round differently from the next ones.
+    torch.get_num_threads()
     if torch.is_inference_mode_enabled():  # a caller entered it once for many calls
         return model(x).numpy()
     with torch.inference_mode():
