@@ -1,4 +1,4 @@
-"""acnn design on the bundled digits with a hand-made energy predictor (closed-form costs).
+"""The design API on the bundled digits with a hand-made energy predictor (closed-form costs).
 
 The predictor charges every layer a fixed time plus time per MAC at a constant power, so
 predicted energies are known by hand; searches are tiny (a few trials, small proxy
@@ -12,8 +12,14 @@ import json
 import numpy as np
 import pytest
 
-from adaptive_cnn.cli.main import main
-from adaptive_cnn.design import Candidate, CascadeSpace, DesignConfig
+from adaptive_cnn.design import (
+    BOSettings,
+    Candidate,
+    CascadeSpace,
+    DesignConfig,
+    DesignError,
+    design,
+)
 from adaptive_cnn.design.designer import constraint_violation, loss_of
 from adaptive_cnn.errors import ConfigError
 from adaptive_cnn.networks import get_family
@@ -77,12 +83,10 @@ def test_loss_prefers_feasible_designs() -> None:
     assert loss_of(cheap_but_far, energy_mode) > loss_of(ok, energy_mode)
 
 
-def test_design_end_to_end_then_resume_after_a_torn_journal(
-    design_predictor, design_args, tmp_path, capsys
-):
+def test_design_end_to_end_then_resume_after_a_torn_journal(tiny_config, tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    assert main(design_args(design_predictor, out, cache, "--json", baselines=True)) == 0
-    result = json.loads(capsys.readouterr().out)
+    config = tiny_config()
+    result = design(config, out, cache_root=cache).summary
     for key in (
         "energy_mj",
         "budget_mj",
@@ -108,7 +112,7 @@ def test_design_end_to_end_then_resume_after_a_torn_journal(
     assert len(journal) == 3
     for name in ("design.yaml", "search.csv", "pareto.csv", "stage1.pt", "config.yaml"):
         assert (out / name).exists()
-    assert not (out / "cloud.pt").exists()  # --link none: no cloud model
+    assert not (out / "cloud.pt").exists()  # link none: no cloud model
     assert result["stages"][0]["weights"] == "stage1.pt"
     assert result["input"]["shape"] == [1, 8, 8] and result["input"]["num_classes"] == 10
     assert result["input"]["preprocessing"]["pixel_max"] == 16.0
@@ -119,24 +123,15 @@ def test_design_end_to_end_then_resume_after_a_torn_journal(
         "single:large",
         "big/little",
         "all-local-largest",
-    }  # no cloud baseline with --link none
+    }  # no cloud baseline with link none
     # a single network answers every image itself: its energy is its predicted energy
     assert systems["single:small"]["offload_rate"] == 0.0
     assert systems["all-local-largest"]["energy_mj"] == systems["single:large"]["energy_mj"]
     assert (out / "baselines.csv").read_text().count("\n") == 1 + len(systems)
-    assert main(["report", str(out)]) == 0
-    report = capsys.readouterr().out
-    assert "best feasible validation accuracy by evaluation: 1:" in report
-    for plot in ("search.png", "plane.png"):
-        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a crash while writing the third evaluation: two lines and a torn one are left
     (out / "journal.jsonl").write_text("\n".join(journal[:2]) + "\n" + journal[2][:30])
     with pytest.warns(UserWarning, match="damaged"):
-        assert (
-            main(["design", "--resume", str(out), "--cache-dir", str(cache), "--quiet", "--json"])
-            == 0
-        )
-    resumed = json.loads(capsys.readouterr().out)
+        resumed = design(config, out, resume=True, cache_root=cache).summary
     assert resumed["evaluations"] == 3
     assert resumed["stages"] == result["stages"] and resumed["thresholds"] == result["thresholds"]
     records = [
@@ -148,27 +143,20 @@ def test_design_end_to_end_then_resume_after_a_torn_journal(
     assert records[2]["stages"] == json.loads(journal[2])["stages"]  # same proposal again
 
 
-def test_impossible_budget_is_a_one_line_error(
-    design_predictor, design_args, tmp_path, capsys
-) -> None:
-    code = main(
-        design_args(design_predictor, tmp_path / "run", tmp_path / "cache", "--budget", "1nJ")
-    )
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("acnn: error: no design can meet")
+def test_an_impossible_budget_is_a_one_line_design_error(tiny_config, tmp_path) -> None:
+    config = tiny_config(budget="1nJ")
+    with pytest.raises(DesignError, match="^no design can meet") as raised:
+        design(config, tmp_path / "run", baselines=False, cache_root=tmp_path / "cache")
+    assert len(str(raised.value).splitlines()) == 1
 
 
-def test_min_accuracy_is_judged_after_full_training_not_at_proxy(
-    design_predictor, design_args, tmp_path, capsys
-) -> None:
+def test_min_accuracy_is_judged_after_full_training_not_at_proxy(tiny_config, tmp_path) -> None:
     # 300 images x 1 epoch leaves every cascade far below 80% on validation; fully
     # trained, the best shortlisted one gets above it. The accuracy constraint is the one
     # proxy training cannot judge, so those candidates are re-ranked instead of refused.
     out, cache = tmp_path / "run", tmp_path / "cache"
-    args = design_args(design_predictor, out, cache, "--budget", "30mJ", trials=4)
-    assert main([*args, "--min-accuracy", "0.8", "--rerank", "2", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    config = tiny_config(budget="30mJ", trials=4, min_accuracy=0.8, rerank=2)
+    result = design(config, out, baselines=False, cache_root=cache).summary
     journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
     assert not any(r["feasible"] for r in journal)  # nothing reached 80% at proxy
     assert all(r["metrics"]["energy_mj"] <= 30 for r in journal)  # but all within budget
@@ -178,53 +166,27 @@ def test_min_accuracy_is_judged_after_full_training_not_at_proxy(
     # the least energy among the re-ranked designs that reach 80% fully trained wins
     reaching = [r for r in result["reranked"] if r["final_val_accuracy"] >= 0.8]
     assert result["best_evaluation"] == min(reaching, key=lambda r: r["energy_mj"])["index"]
-    # unreachable even fully trained: one line, non-zero, the journal kept for --resume
-    args = design_args(design_predictor, tmp_path / "high", cache, "--budget", "30mJ", trials=4)
-    assert main([*args, "--min-accuracy", "0.999", "--rerank", "2"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "fully trained either" in err[0]
+    # unreachable even fully trained: a one-line error, the journal kept for resuming
+    high = config.changed(min_accuracy=0.999)
+    with pytest.raises(DesignError, match="fully trained either") as raised:
+        design(high, tmp_path / "high", baselines=False, cache_root=cache)
+    assert len(str(raised.value).splitlines()) == 1
     assert len((tmp_path / "high" / "journal.jsonl").read_text().splitlines()) == 4
 
 
-def test_report_needs_a_finished_run(tmp_path, capsys) -> None:
-    assert main(["report", str(tmp_path)]) == 2
-    assert "has not finished" in capsys.readouterr().err
-
-
-def test_a_finished_run_folder_is_not_overwritten(
-    design_predictor, design_args, tmp_path, capsys
-) -> None:
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "journal.jsonl").write_text("")
-    assert main(design_args(design_predictor, out, tmp_path / "cache", "--budget", "1mJ")) == 2
-    assert "--resume" in capsys.readouterr().err
-
-
-def test_joint_mode_with_a_cloud_stage_and_the_unaware_search(
-    design_predictor, design_args, tmp_path, capsys
-):
+def test_joint_mode_with_a_cloud_stage_and_the_unaware_search(tiny_config, tmp_path):
     # a generous budget: this predictor charges big networks tens of mJ, and an offload
     # costs ~99 mJ (28 mJ WiFi tail + 2 W idle x 35 ms round trip and cloud time)
-    args = design_args(
-        design_predictor, tmp_path / "run", tmp_path / "cache", "--budget", "400mJ", baselines=True
+    config = tiny_config(
+        budget="400mJ",
+        link="wifi",
+        mode="joint",
+        strategy="bo-unaware",
+        cloud_arch="conv:c8k3-fc16",
+        cloud_epochs=1,
+        local_stages=1,
     )
-    args[args.index("none")] = "wifi"
-    args += [
-        "--mode",
-        "joint",
-        "--strategy",
-        "bo-unaware",
-        "--cloud-arch",
-        "conv:c8k3-fc16",
-        "--cloud-epochs",
-        "1",
-        "--stages",
-        "1",
-        "--json",
-    ]
-    assert main(args) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = design(config, tmp_path / "run", cache_root=tmp_path / "cache").summary
     assert len(result["thresholds"]) == 1  # one local stage, then the cloud
     assert result["stages"][-1]["where"] == "cloud over wifi"
     assert result["stages"][-1]["payload_bytes"] == 8 * 8  # one uint8 digit image
@@ -265,16 +227,13 @@ def test_default_predictor_profiles_once_then_reuses_the_file(tmp_path, monkeypa
 
 
 def test_search_starts_from_the_reference_cascades_and_reranks_at_full_training(
-    design_predictor, design_args, tmp_path, capsys
+    tiny_config, tmp_path
 ):
     # 30 mJ: every reference network of the closed-form predictor fits (the large one
     # needs ~12.5 mJ), so all three hand-picked pairs pass the screen
-    out = tmp_path / "run"
-    args = design_args(design_predictor, out, tmp_path / "cache", "--budget", "30mJ", trials=4)
-    args = [a for a in args if a != "--quiet"]  # progress lines on stderr
-    assert main([*args, "--rerank", "2", "--json"]) == 0
-    captured = capsys.readouterr()
-    result = json.loads(captured.out)
+    out, cache, said = tmp_path / "run", tmp_path / "cache", []
+    config = tiny_config(budget="30mJ", trials=4, rerank=2)
+    result = design(config, out, baselines=False, cache_root=cache, say=said.append).summary
     journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
     small, medium, large = (f"conv:{a.to_str()}" for a in get_family("conv").references().values())
     assert [tuple(r["stages"]) for r in journal[:3]] == [
@@ -295,12 +254,12 @@ def test_search_starts_from_the_reference_cascades_and_reranks_at_full_training(
     assert [s["arch"] for s in result["stages"]] == winner["stages"]
     assert result["val_accuracy"] == pytest.approx(winner["final_val_accuracy"])
     # each final training is announced, then reported with its validation figures
-    finals = [x for x in captured.err.splitlines() if x.startswith("final training")]
+    finals = [x for x in said if x.startswith("final training")]
     assert len(finals) == 2 * len(ranked)
     assert finals[-1].startswith(f"final training {len(ranked)}/{len(ranked)}: val accuracy")
     # without reference seeds the first design is a random one
-    plain = design_args(design_predictor, tmp_path / "plain", tmp_path / "cache", trials=1)
-    assert main([*plain, "--budget", "30mJ", "--no-reference-seeds", "--rerank", "1"]) == 0
+    plain = tiny_config(budget="30mJ", trials=1, reference_seeds=False, rerank=1)
+    design(plain, tmp_path / "plain", baselines=False, cache_root=cache)
     first = json.loads((tmp_path / "plain" / "journal.jsonl").read_text().splitlines()[0])
     assert tuple(first["stages"]) != (small, medium)
 
@@ -332,21 +291,19 @@ def test_space_with_a_fixed_last_stage_searches_only_the_stages_before_it() -> N
 )
 def test_a_bad_last_stage_is_a_config_error(settings, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        DesignConfig(budget_mj=30.0, **settings)
+        DesignConfig.from_dict({"budget_mj": 30.0, **settings})
     large = get_family("conv").references()["large"].to_str()
-    assert DesignConfig(budget_mj=30.0, last_stage="large").last_stage == f"conv:{large}"
+    config = DesignConfig(budget_mj=30.0, search=BOSettings(last_stage="large"))
+    assert config.search.last_stage == f"conv:{large}"
 
 
-def test_design_with_a_fixed_last_stage_trains_it_once_at_the_final_budget(
-    design_predictor, design_args, tmp_path, capsys
-):
+def test_design_with_a_fixed_last_stage_trains_it_once_at_the_final_budget(tiny_config, tmp_path):
     from adaptive_cnn.training import TrainingCache
 
     out, cache = tmp_path / "run", tmp_path / "cache"
     last = "conv:c16k3-c16k3p-fc32"
-    args = design_args(design_predictor, out, cache, "--budget", "30mJ", trials=3)
-    assert main([*args, "--last-stage", last, "--rerank", "1", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    config = tiny_config(budget="30mJ", trials=3, last_stage=last, rerank=1)
+    result = design(config, out, baselines=False, cache_root=cache).summary
     journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
     assert len(journal) == 3 and all(r["stages"][-1] == last for r in journal)
     assert all(len(r["stages"]) == 2 for r in journal)
@@ -356,22 +313,21 @@ def test_design_with_a_fixed_last_stage_trains_it_once_at_the_final_budget(
     assert [m["config"]["subset"] for m in trained] == [None]
     # its search evaluations used those fully trained probabilities: a resume re-tells
     # them without training anything new
-    assert main([*args, "--last-stage", last, "--resume", str(out), "--json"]) == 0
+    design(config, out, resume=True, baselines=False, cache_root=cache)
 
 
 def test_an_mlp_first_stage_in_front_of_conv_stages_is_compared_with_conv_baselines(
-    design_predictor, design_args, tmp_path, capsys
+    tiny_config, tmp_path
 ):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    args = design_args(design_predictor, out, cache, "--budget", "30mJ", baselines=True)
-    assert main([*args, "--family", "mlp", "--family", "conv", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = design(tiny_config(budget="30mJ", families=["mlp", "conv"]), out, cache_root=cache)
+    summary = result.summary
     journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
     assert all(r["stages"][0].startswith("mlp:") for r in journal)
     assert all(r["stages"][1].startswith("conv:") for r in journal)
-    assert result["stages"][0]["arch"].startswith("mlp:")
+    assert summary["stages"][0]["arch"].startswith("mlp:")
     # the single networks and big/little pairs are the last stage's family: conv
     conv = {f"conv:{a.to_str()}" for a in get_family("conv").references().values()}
-    singles = [b for b in result["baselines"] if b["system"].startswith("single:")]
+    singles = [b for b in summary["baselines"] if b["system"].startswith("single:")]
     assert len(singles) == 3 and all(b["stages"] in conv for b in singles)
     assert DesignConfig(budget_mj=1.0, families=("mlp", "conv")).baseline_family == "conv"

@@ -8,8 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from adaptive_cnn.cli.main import main
-from adaptive_cnn.design import CascadeSpace, GaussianProcessBackend, RandomBackend
+from adaptive_cnn.design import CascadeSpace, GaussianProcessBackend, RandomBackend, design
 from adaptive_cnn.design.executors import InlineExecutor, make_executor
 
 
@@ -34,15 +33,6 @@ def test_ask_is_seeded_by_step_and_the_constant_liar_avoids_pending_points() -> 
     assert random.ask(7) == random.ask(7, pending=[first]) != random.ask(8)
 
 
-def test_bad_executor_settings_are_one_line_errors(design_predictor, design_args, tmp_path, capsys):
-    base = design_args(design_predictor, tmp_path / "run", tmp_path / "cache")
-    assert main([*base, "--workers", "0"]) != 0
-    assert "--workers must be >= 1" in capsys.readouterr().err
-    assert main([*base, "--out", str(tmp_path / "r2"), "--executor", "ray://x:1"]) != 0
-    err = capsys.readouterr().err.strip()
-    assert "dask://HOST:PORT" in err and len(err.splitlines()) == 1
-
-
 def test_unreachable_dask_scheduler_is_a_clear_error(monkeypatch) -> None:
     import adaptive_cnn.design.executors as executors
     from adaptive_cnn.errors import ConfigError
@@ -65,14 +55,12 @@ def _journal(run) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_worker_processes_then_resume(design_predictor, design_args, tmp_path, capsys):
-    cache = tmp_path / "cache"
-    seq = design_args(design_predictor, tmp_path / "seq", cache, "--json", trials=4)
-    assert main(seq) == 0
+def test_two_worker_processes_then_resume(tiny_config, tmp_path):
+    cache, config = tmp_path / "cache", tiny_config(trials=4)
+    design(config, tmp_path / "seq", baselines=False, cache_root=cache)
     sequential = _journal(tmp_path / "seq")
-    par = design_args(design_predictor, tmp_path / "par", cache, "--workers", "2", trials=4)
-    assert main([*par, "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    par = design(config, tmp_path / "par", baselines=False, workers=2, cache_root=cache)
+    result = par.summary
     parallel = _journal(tmp_path / "par")
     assert result["evaluations"] == 4 and len(parallel) == 4
     assert all(r["worker"].endswith(f":{os.getpid()}") for r in sequential)
@@ -84,15 +72,14 @@ def test_two_worker_processes_then_resume(design_predictor, design_args, tmp_pat
     # lose the last evaluation, resume with 2 workers: three are kept, one new is trained
     kept = (tmp_path / "par" / "journal.jsonl").read_text().splitlines()[:3]
     (tmp_path / "par" / "journal.jsonl").write_text("\n".join(kept) + "\n")
-    resume = ["design", "--resume", str(tmp_path / "par"), "--cache-dir", str(cache)]
-    assert main([*resume, "--workers", "2", "--quiet", "--no-baselines"]) == 0
+    design(config, tmp_path / "par", resume=True, baselines=False, workers=2, cache_root=cache)
     resumed = _journal(tmp_path / "par")
     assert resumed[:3] == [json.loads(line) for line in kept] and len(resumed) == 4
     assert len({r["index"] for r in resumed}) == 4
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_runs_the_search(design_predictor, design_args, tmp_path, capsys):
+def test_dask_local_cluster_runs_the_search(tiny_config, tmp_path):
     distributed = pytest.importorskip("distributed", reason="dask[distributed] not installed")
     with distributed.LocalCluster(
         n_workers=2,
@@ -103,11 +90,14 @@ def test_dask_local_cluster_runs_the_search(design_predictor, design_args, tmp_p
         dashboard_address=None,
     ) as cluster:
         url = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
-        args = design_args(
-            design_predictor, tmp_path / "run", tmp_path / "cache", "--json", trials=4
+        run = design(
+            tiny_config(trials=4),
+            tmp_path / "run",
+            baselines=False,
+            executor=url,
+            cache_root=tmp_path / "cache",
         )
-        assert main([*args, "--executor", url]) == 0
-    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    result = run.summary
     journal = _journal(tmp_path / "run")
     assert result["evaluations"] == 4 and len(journal) == 4
     assert result["trained_infeasible"] == 0

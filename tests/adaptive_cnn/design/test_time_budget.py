@@ -14,14 +14,11 @@ import math
 import pytest
 import yaml
 
-from adaptive_cnn.cli.main import main
-from adaptive_cnn.data import load_dataset
-from adaptive_cnn.design import CostModel, DesignConfig, Designer, time_budget
+from adaptive_cnn.design import DesignConfig, Designer, design, open_run, time_budget
 from adaptive_cnn.design.final_choice import choose_final, final_reserve_s, shortlist
 from adaptive_cnn.design.time_budget import Deadline, TimeEstimate, images_seen
-from adaptive_cnn.training import TrainConfig, TrainingCache, train
-from energy_models.devices import load_device
-from energy_models.predictor import EnergyPredictor
+from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.training import TrainConfig, train
 
 
 def frozen(at: float, now: float = 0.0) -> Deadline:
@@ -60,30 +57,19 @@ def test_a_deadline_says_what_still_fits() -> None:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, design_predictor, design_args):
+def finished_run(tmp_path_factory, tiny_config):
     """A finished 4-trial digits search (30 mJ: all reference pairs feasible), its cache."""
     root = tmp_path_factory.mktemp("timed")
     out, cache = root / "run", root / "cache"
-    args = design_args(design_predictor, out, cache, "--budget", "30mJ", trials=4)
-    assert main([*args, "--rerank", "3", "--time-limit", "1h", "--json"]) == 0
-    return out, cache, design_predictor
+    config = tiny_config(budget="30mJ", trials=4, rerank=3)
+    design(config, out, baselines=False, time_limit_s=3600.0, cache_root=cache)
+    return out, cache
 
 
-def _designer(run_dir, cache, predictor, **changes) -> Designer:
+def _designer(run_dir, cache, **changes) -> Designer:
     """The run's designer as `--resume` builds it, with settings changed."""
     config = DesignConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    config = dataclasses.replace(config, **changes)
-    dataset = load_dataset(config.dataset, seed=config.split_seed)
-    device = load_device(config.device)
-    costs = CostModel(
-        EnergyPredictor.load(predictor),
-        device,
-        config.link,
-        dataset.input_shape,
-        dataset.num_classes,
-        config.cloud_latency_ms,
-    )
-    designer = Designer(config, dataset, costs, TrainingCache(cache), run_dir)
+    designer = Designer(open_run(config.changed(**changes), run_dir, cache_root=cache))
     designer.resume()
     return designer
 
@@ -91,7 +77,7 @@ def _designer(run_dir, cache, predictor, **changes) -> Designer:
 def test_the_journal_keeps_each_stage_proxy_training_time_and_a_roomy_limit_skips_nothing(
     finished_run,
 ) -> None:
-    out, _, _ = finished_run
+    out, _ = finished_run
     result = json.loads((out / "result.json").read_text())
     assert result["rerank_skipped"] == []
     for line in (out / "journal.jsonl").read_text().splitlines():
@@ -103,7 +89,7 @@ def test_the_journal_keeps_each_stage_proxy_training_time_and_a_roomy_limit_skip
 def test_the_result_table_names_the_designs_the_time_limit_skipped(finished_run) -> None:
     from adaptive_cnn.cli.design_command import format_result
 
-    out, _, _ = finished_run
+    out, _ = finished_run
     summary = json.loads((out / "result.json").read_text())
     assert "not re-ranked" not in format_result(summary, out)
     skipped = {"index": 3, "stages": ["conv:a", "conv:b"], "estimated_seconds": 600.0}
@@ -113,10 +99,10 @@ def test_the_result_table_names_the_designs_the_time_limit_skipped(finished_run)
 
 
 def test_re_ranking_trains_only_what_fits_and_else_the_quickest(finished_run, monkeypatch):
-    out, cache, predictor = finished_run
+    out, cache = finished_run
     monkeypatch.setattr(time_budget, "FULL_OVER_PROXY_PER_IMAGE", 1e9)  # any training: too long
     # 2 final epochs: no shortlisted network is trained at that budget yet
-    designer = _designer(out, cache, predictor, final_epochs=2.0)
+    designer = _designer(out, cache, final_epochs=2.0)
     candidates = shortlist(designer)
     assert len(candidates) >= 3
     # the second candidate's networks trained beforehand: it alone needs no time
@@ -132,7 +118,7 @@ def test_re_ranking_trains_only_what_fits_and_else_the_quickest(finished_run, mo
     assert all(c.estimated_seconds > 1e6 for c in choice.skipped)
     assert sum("skipped" in line and "--time-limit" in line for line in said) == len(skipped)
     # nothing fits at 3 epochs: the design is the candidate quickest to train
-    designer = _designer(out, cache, predictor, final_epochs=3.0)
+    designer = _designer(out, cache, final_epochs=3.0)
     choice = choose_final(designer, said.append, frozen(at=0.0))
     estimate = designer.time_estimate()
     quickest = min(candidates, key=lambda c: (estimate.final_seconds(c.stages), c.index))
@@ -144,12 +130,12 @@ def test_re_ranking_trains_only_what_fits_and_else_the_quickest(finished_run, mo
 def test_the_search_stops_when_the_final_training_would_no_longer_fit(
     finished_run, tmp_path, monkeypatch
 ) -> None:
-    out, cache, predictor = finished_run
+    out, cache = finished_run
 
     def fresh(name: str) -> Designer:  # a new run folder on the finished run's settings
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.yaml").write_text((out / "config.yaml").read_text())
-        return _designer(tmp_path / name, cache, predictor, final_epochs=2.0)
+        return _designer(tmp_path / name, cache, final_epochs=2.0)
 
     # with an hour left the whole search runs (proxy trainings of digits: well under 1 s)
     designer = fresh("roomy")
@@ -163,19 +149,26 @@ def test_the_search_stops_when_the_final_training_would_no_longer_fit(
     assert final_reserve_s(designer) > 3600
 
 
-def test_the_single_path_method_refuses_a_time_limit(
-    design_predictor, design_args, tmp_path, capsys
-) -> None:
-    args = design_args(design_predictor, tmp_path / "run", tmp_path / "cache")
-    assert main([*args, "--method", "single-path", "--time-limit", "5min"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--time-limit bounds --method bo" in err[0]
+def test_the_single_path_method_refuses_a_time_limit(design_predictor, tmp_path) -> None:
+    config = DesignConfig.from_dict(
+        {
+            "method": "single-path",
+            "dataset": "digits",
+            "predictor": design_predictor,
+            "link": "none",
+            "threads": 1,
+            "budget": "1mJ",
+        }
+    )
+    with pytest.raises(ConfigError, match="--time-limit bounds --method bo") as raised:
+        design(config, tmp_path / "run", time_limit_s=300.0, cache_root=tmp_path / "cache")
+    assert len(str(raised.value).splitlines()) == 1
 
 
 def test_a_proxy_subset_as_large_as_the_split_is_the_final_training(finished_run) -> None:
-    run_dir, cache, predictor = finished_run
-    whole = _designer(run_dir, cache, predictor, proxy_subset=10**6, proxy_epochs=1.0)
+    run_dir, cache = finished_run
+    whole = _designer(run_dir, cache, proxy_subset=10**6, proxy_epochs=1.0)
     assert whole.proxy_config().subset is None
     assert whole.proxy_config() == dataclasses.replace(whole.final_config(), epochs=1.0)
     n = len(whole.dataset.train)
-    assert _designer(run_dir, cache, predictor, proxy_subset=n - 1).proxy_config().subset == n - 1
+    assert _designer(run_dir, cache, proxy_subset=n - 1).proxy_config().subset == n - 1
