@@ -135,26 +135,60 @@ def design_args():
     return build
 
 
+#: the settings of ``design_args`` as a flat mapping (``DesignConfig.from_dict``)
+TINY_DESIGN = {
+    "dataset": "digits",
+    "trials": 3,
+    "initial_points": 2,
+    "candidates": 40,
+    "proxy_epochs": 1,
+    "proxy_subset": 300,
+    "final_epochs": 1,
+    "link": "none",
+    "threads": 1,
+    "budget": "1mJ",
+}
+
+
 @pytest.fixture(scope="session")
-def runtime_run_dir(tmp_path_factory, design_predictor, design_args):
+def tiny_config(design_predictor):
+    """Builds the :class:`DesignConfig` of a tiny design on digits (``design_args``'s
+    settings, all-local), with settings changed by keyword (flat, as in a config file)."""
+    from adaptive_cnn.design import DesignConfig
+
+    def build(**changes):
+        return DesignConfig.from_dict({**TINY_DESIGN, "predictor": design_predictor, **changes})
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def runtime_run_dir(tmp_path_factory, design_predictor):
     """A finished `acnn design` run folder on digits: two local stages, then a WiFi cloud.
 
     Built once per session (seconds); tests that change it copy it first.
     """
     import torch
 
-    from adaptive_cnn.cli.main import main
+    from adaptive_cnn.design import DesignConfig, design
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("runtime")
-    args = design_args(
-        design_predictor, root / "run", root / "cache", "--budget", "400mJ", trials=2
+    config = DesignConfig.from_dict(
+        {
+            **TINY_DESIGN,
+            "predictor": design_predictor,
+            "budget": "400mJ",
+            "trials": 2,
+            "link": "wifi",
+            "cloud_arch": "conv:c8k3-fc16",
+            "cloud_epochs": 1,
+            "local_stages": 2,
+        }
     )
-    args[args.index("none")] = "wifi"
-    args += ["--cloud-arch", "conv:c8k3-fc16", "--cloud-epochs", "1", "--stages", "2"]
     try:
-        assert main(args) == 0
+        design(config, root / "run", baselines=False, cache_root=root / "cache")
     finally:
         torch.set_num_threads(threads)
     return root / "run"

@@ -5,54 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-from adaptive_cnn.cli.progress import ProgressLine
-from adaptive_cnn.cli.tables import format_table, human_count
-
-CONFIG_FILE = "config.yaml"
-_FLAGS = {  # flag attribute -> DesignConfig field
-    "min_accuracy": "min_accuracy",
-    "max_bytes": "max_bytes",
-    "dataset": "dataset",
-    "data_dir": "data_dir",
-    "stages": "local_stages",
-    "family": "families",
-    "link": "link",
-    "device": "device",
-    "predictor": "predictor",
-    "mode": "mode",
-    "strategy": "strategy",
-    "trials": "trials",
-    "initial_points": "initial_points",
-    "candidates": "candidates",
-    "seed": "seed",
-    "split_seed": "split_seed",
-    "proxy_epochs": "proxy_epochs",
-    "proxy_subset": "proxy_subset",
-    "final_epochs": "final_epochs",
-    "cloud_arch": "cloud_arch",
-    "cloud_epochs": "cloud_epochs",
-    "cloud_latency_ms": "cloud_latency_ms",
-    "threads": "threads",
-    "rerank": "rerank",
-    "method": "method",
-    "search_epochs": "search_epochs",
-    "warmup_epochs": "warmup_epochs",
-    "lambda_trials": "lambda_trials",
-    "initial_lambda": "initial_lambda",
-    "cost_form": "cost_form",
-    "stage1_share": "stage1_share",
-    "search_width": "search_width",
-    "finetune_epochs": "finetune_epochs",
-    "last_stage": "last_stage",
-}
+from adaptive_cnn.progress import ProgressLine
+from adaptive_cnn.tables import format_table, human_count
 
 
 def add_parser(commands) -> None:
+    from adaptive_cnn.design import SEARCH_SETTINGS, BOSettings, DesignConfig, SinglePathSettings
+    from adaptive_cnn.design.settings import add_arguments
+
     p = commands.add_parser(
         "design",
         help="design a cascade (local CNNs + cloud) under a per-image energy budget",
@@ -67,246 +31,83 @@ def add_parser(commands) -> None:
             "with the predicted energy as a differentiable cost (Single-Path NAS)."
         ),
     )
+    add_arguments(p, DesignConfig)
     p.add_argument(
-        "--budget",
-        metavar="ENERGY",
-        help="device energy per image with a unit: 2mJ, 500uJ, 0.002J (bare = mJ)",
+        "--method",
+        choices=tuple(SEARCH_SETTINGS),
+        help="bo: Bayesian optimisation over whole cascades (default); single-path: stage 1 "
+        "by a superkernel search of the mbconv family, later stages its reference networks",
     )
-    p.add_argument(
-        "--min-accuracy",
-        type=float,
-        metavar="X",
-        help="minimise energy subject to validation accuracy >= X (a fraction, 0-1) "
-        "instead; judged on the fully trained shortlist, --budget stays a hard limit",
+    add_arguments(p.add_argument_group("Bayesian optimisation (--method bo)"), BOSettings)
+    add_arguments(
+        p.add_argument_group("single-path search (--method single-path)"), SinglePathSettings
     )
-    p.add_argument(
-        "--max-bytes",
-        metavar="BYTES",
-        help="mean bytes sent to the cloud per image at most (e.g. 200, 1kB)",
-    )
-    p.add_argument("--dataset", help="dataset name (default fashion-mnist; acnn datasets)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
-    p.add_argument("--stages", type=int, metavar="N", help="local networks, 1-3 (default 2)")
-    p.add_argument(
-        "--family",
-        action="append",
-        metavar="NAME",
-        help="network family of the local stages (repeat: one per stage; default conv)",
-    )
-    p.add_argument(
-        "--link",
-        choices=("wifi", "lte", "3g", "none"),
-        help="radio link to the cloud stage; none = all-local (default wifi)",
-    )
-    p.add_argument("--device", help="device profile name or YAML (default local; acnn devices)")
-    p.add_argument(
-        "--predictor",
-        metavar="FILE",
-        help="energy predictor (acnn fit-energy); default: this machine's, "
-        "profiled once and cached",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("inner", "joint"),
-        help="inner: thresholds solved per candidate; joint: searched (default inner)",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=("bo", "bo-unaware", "random"),
-        help="bo: constraint-aware Bayesian optimisation (default)",
-    )
-    p.add_argument("--trials", type=int, metavar="N", help="designs evaluated (default 20)")
-    p.add_argument("--initial-points", type=int, metavar="N", help="random designs first")
-    p.add_argument(
-        "--candidates",
-        type=int,
-        metavar="N",
-        help="candidates scored by the acquisition per step (default 300)",
-    )
-    p.add_argument("--seed", type=int, help="seed of the search and of training (default 0)")
-    p.add_argument("--split-seed", type=int, help="seed of the validation split (default 0)")
-    p.add_argument(
-        "--proxy-epochs",
-        type=float,
-        metavar="N",
-        help="training epochs per network during the search (default 1)",
-    )
-    p.add_argument(
-        "--proxy-subset",
-        type=int,
-        metavar="IMAGES",
-        help="training images per network during the search (default 12000)",
-    )
-    p.add_argument(
-        "--final-epochs",
-        type=float,
-        metavar="N",
-        help="training epochs of the chosen design (default 3)",
-    )
-    p.add_argument(
-        "--last-stage",
-        metavar="ARCH",
-        help="fix the last local stage to this network (an architecture string, or "
-        "small/medium/large: that family's reference) and search the stages before it; "
-        "it is trained once with --final-epochs (default: every stage searched)",
-    )
-    p.add_argument("--cloud-arch", metavar="STR", help="the cloud model's architecture")
-    p.add_argument("--cloud-epochs", type=float, metavar="N", help="its training epochs")
-    p.add_argument(
-        "--cloud-latency-ms",
-        type=float,
-        metavar="MS",
-        help="the cloud's inference time per image the device waits (default 5)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        help="torch threads per training (default: torch's; with --workers, cores/N)",
-    )
-    p.add_argument(
+    run = p.add_argument_group("the run (not saved with the design)")
+    run.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
+    run.add_argument(
         "--workers",
         type=int,
         default=1,
         metavar="N",
         help="candidates trained at once in N local processes (default 1: in-process)",
     )
-    p.add_argument(
+    run.add_argument(
         "--executor",
         metavar="URL",
         help="train candidates on a Dask cluster: dask://HOST:PORT (the training cache "
         "folder must be shared with its workers)",
     )
-    p.add_argument(
-        "--rerank",
-        type=int,
-        metavar="K",
-        help="train the K best searched designs (and the feasible reference cascades) "
-        "fully and keep the best on validation (default 3; 1 = the search's best as is)",
-    )
-    p.add_argument(
-        "--no-reference-seeds",
-        action="store_true",
-        help="start the search from random designs only, not from the family's hand-picked "
-        "reference cascades",
-    )
-    sp = p.add_argument_group("single-path search (--method single-path)")
-    sp.add_argument(
-        "--method",
-        choices=("bo", "single-path"),
-        help="bo: Bayesian optimisation over whole cascades (default); single-path: stage 1 "
-        "by a superkernel search of the mbconv family, later stages its reference networks",
-    )
-    sp.add_argument(
-        "--search-epochs",
-        type=float,
-        metavar="N",
-        help="supernet training epochs per search, warm-up included, on --proxy-subset "
-        "images (default 4)",
-    )
-    sp.add_argument(
-        "--warmup-epochs",
-        type=float,
-        metavar="N",
-        help="leading epochs in which only the weights train, thresholds frozen (default 1)",
-    )
-    sp.add_argument(
-        "--lambda-trials",
-        type=int,
-        metavar="N",
-        help="searches of the automatic energy weight lambda, at most (default 4)",
-    )
-    sp.add_argument(
-        "--initial-lambda",
-        type=float,
-        metavar="X",
-        help="lambda of the first search, the weight of the energy term (default 0.5)",
-    )
-    sp.add_argument(
-        "--cost-form",
-        choices=("log", "budget"),
-        help="energy term of the search loss: log = lambda x ln(energy in mJ) (default); "
-        "budget = lambda x max(0, ln(energy / stage-1 budget)), after which the found "
-        "network is fitted into the budget by dropping its weakest choices, so one "
-        "--lambda-trials can do",
-    )
-    sp.add_argument(
-        "--stage1-share",
-        type=float,
-        metavar="X",
-        help="share (0-1] of --budget the first network may cost (default 1 for a lone "
-        "local network, 0.5 when other stages follow)",
-    )
-    sp.add_argument(
-        "--search-width",
-        type=float,
-        choices=(0.5, 0.75, 1.0, 1.5),
-        metavar="W",
-        help="width multiplier of the supernet: 0.5, 0.75, 1.0 or 1.5 (default: the widest "
-        "whose cheapest network costs at most half the stage-1 budget)",
-    )
-    sp.add_argument(
-        "--finetune-epochs",
-        type=float,
-        metavar="E",
-        help="start the found network from the supernet's weights and train it E epochs "
-        "(fractions allowed) instead of --final-epochs from scratch (default: from scratch)",
-    )
-    p.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
-    p.add_argument(
+    run.add_argument(
         "--time-limit",
         metavar="DURATION",
         help=(
             "finish the run in about this long (e.g. 12min, from the start): the search "
             "stops early enough to leave the best design's and the baselines' final "
             "training their time, estimated from each network's proxy training; "
-            "re-ranking skips designs whose final training would not fit"
+            "re-ranking skips designs whose final training would not fit (default: none)"
         ),
     )
-    p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/design)")
-    p.add_argument(
+    run.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/design)")
+    run.add_argument(
         "--resume",
         type=Path,
         metavar="RUN_DIR",
-        help="continue an interrupted run with its saved settings",
+        help="continue an interrupted run with its saved settings; flags that change what "
+        "it evaluated are refused, others (--trials, --final-epochs, ...) apply",
     )
-    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="training cache folder")
-    p.add_argument(
+    run.add_argument("--cache-dir", type=Path, metavar="DIR", help="training cache folder")
+    run.add_argument(
         "--no-baselines",
         action="store_true",
         help="skip the fixed baselines (single networks, big/little, all-cloud)",
     )
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run_design)
 
 
 def resolve_config(args: argparse.Namespace):
-    """The design settings: a saved run's (resume), else file < flags."""
-    from adaptive_cnn.design import DesignConfig
+    """The design settings: a saved run's (resume) or a file's, under the flags given."""
+    from adaptive_cnn.design import SEARCH_SETTINGS, DesignConfig
+    from adaptive_cnn.design.journal import read_config
+    from adaptive_cnn.design.settings import values_from_args
     from adaptive_cnn.errors import ConfigError
-    from energy_models.units import parse_bytes, parse_energy_mj
 
     if args.resume:
-        return DesignConfig.from_dict(_read_yaml(args.resume / CONFIG_FILE))
-    values = _read_yaml(args.config) if args.config else {}
-    for flag, field in _FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            values[field] = tuple(value) if field == "families" else value
-    if args.no_reference_seeds:
-        values["reference_seeds"] = False
-    if values.get("method") == "single-path" and "families" not in values:
-        values["families"] = ("mbconv",)  # the only family the superkernel covers
-    if args.budget is not None:
-        values["budget_mj"] = parse_energy_mj(args.budget)
-    elif isinstance(values.get("budget_mj"), str):
-        values["budget_mj"] = parse_energy_mj(values["budget_mj"])
-    if args.max_bytes is not None:
-        values["max_bytes"] = float(parse_bytes(args.max_bytes))
-    if values.get("budget_mj") is None and values.get("min_accuracy") is None:
+        values, source = read_config(args.resume).to_dict(), f"{args.resume}/config.yaml"
+    elif args.config:
+        values, source = _read_yaml(args.config), str(args.config)
+    else:
+        values, source = {}, "the command line"
+    flags = values_from_args(args, DesignConfig)
+    for settings in SEARCH_SETTINGS.values():
+        flags.update(values_from_args(args, settings))
+    if args.method is not None:
+        flags["method"] = args.method
+    values.update(flags)
+    if values.get("budget_mj", values.get("budget")) is None and values.get("min_accuracy") is None:
         raise ConfigError("give an energy budget (--budget 2mJ) or --min-accuracy")
-    return DesignConfig.from_dict(values)
+    return DesignConfig.from_dict(values, source)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -316,102 +117,38 @@ def _read_yaml(path: Path) -> dict:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path} is not valid YAML: {first}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of design settings")
     return data
 
 
 def run_design(args: argparse.Namespace) -> int:
-    from adaptive_cnn.design import make_executor
-    from adaptive_cnn.design.time_budget import Deadline
-    from adaptive_cnn.errors import ConfigError
+    from adaptive_cnn.design import design
     from energy_models.units import parse_duration_s
 
     config = resolve_config(args)
     run_dir = args.resume or args.out or Path("runs/design")
-    if not args.resume and (run_dir / "journal.jsonl").exists():
-        raise ConfigError(f"{run_dir} holds a search already: --resume {run_dir} or a new --out")
-    deadline = None
-    if args.time_limit and config.method == "single-path":
-        raise ConfigError(
-            "--time-limit bounds --method bo; the single-path search's length is set by "
-            "--search-epochs and --lambda-trials"
-        )
-    if args.time_limit:
-        deadline = Deadline(time.monotonic() + parse_duration_s(args.time_limit), time.monotonic)
-    plan = make_executor(args.executor, args.workers, config.threads)  # fail fast
-    with plan.executor:
-        summary = _design(args, config, run_dir, plan, deadline)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(format_result(summary, run_dir))
-    return 0
-
-
-def _design(args: argparse.Namespace, config, run_dir: Path, plan, deadline) -> dict:
-    """Search (resuming the journal), then train, test and write the chosen design."""
-    from adaptive_cnn.data import load_dataset
-    from adaptive_cnn.design import CostModel, Designer, default_predictor, finalise
-    from adaptive_cnn.design.final_choice import final_reserve_s
-    from adaptive_cnn.design.result import trained_after_choice
-    from adaptive_cnn.training import TrainingCache, default_cache_dir
-    from energy_models.devices import load_device
-    from energy_models.predictor import EnergyPredictor
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
-    cache_root = args.cache_dir or default_cache_dir()
-    dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.split_seed)
-    device = load_device(config.device)
-    bars = None if args.quiet else ProgressLine
-    predictor = EnergyPredictor.load(
-        config.predictor or default_predictor(device, cache_root, say, bars)
+    result = design(
+        config,
+        run_dir,
+        resume=args.resume is not None,
+        baselines=not args.no_baselines,
+        time_limit_s=parse_duration_s(args.time_limit) if args.time_limit else None,
+        executor=args.executor,
+        workers=args.workers,
+        cache_root=args.cache_dir,
+        say=say,
+        progress=None if args.quiet else ProgressLine,
     )
-    costs = CostModel(
-        predictor,
-        device,
-        config.link,
-        dataset.input_shape,
-        dataset.num_classes,
-        config.cloud_latency_ms,
-    )
-    bar = ProgressLine("design  ", enabled=not args.quiet)
-    designer = Designer(config, dataset, costs, TrainingCache(cache_root), run_dir, bar.update)
-    if config.method == "single-path":
-        from adaptive_cnn.single_path.design import design_single_path
-
-        return design_single_path(designer, not args.no_baselines, say).summary
-    done = designer.resume() if args.resume else 0
-    if done:
-        say(f"resuming {run_dir}: {done} finished evaluations re-told, none re-trained")
-    if config.has_cloud:
-        say(
-            f"training the cloud model {config.cloud_arch} ({config.cloud_epochs:g} epochs; "
-            "once, then cached)"
-        )
-        designer.cloud_probs("val")
-    say(
-        f"searching {config.trials} designs ({config.strategy}, {config.mode} thresholds) on "
-        f"{dataset.name}, {plan.description}; energy per image {costs.predictor.source}"
-    )
-    then = trained_after_choice(designer, not args.no_baselines)
-    designer.run(deadline, plan, lambda: final_reserve_s(designer, then))
-    bar.close()
-    if deadline is not None and len(designer.evaluations) < config.trials:
-        say(
-            f"stopped searching after {len(designer.evaluations)} of {config.trials} "
-            "evaluations to leave the final training its estimated time (--time-limit)"
-        )
-    say(
-        f"training the best design fully ({config.final_epochs:g} epochs)"
-        + ("" if args.no_baselines else " and the baselines")
-        + "; testing once"
-    )
-    return finalise(designer, not args.no_baselines, say, deadline).summary
+    if args.json:
+        print(json.dumps(result.summary))
+    else:
+        print(format_result(result.summary, run_dir))
+    return 0
 
 
 def format_result(s: dict, run_dir: Path) -> str:

@@ -17,22 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_cnn.design.costs import CostModel
-from adaptive_cnn.design.designer import Designer, constraint_violation, solve_thresholds
+from adaptive_cnn.design.context import RunContext
+from adaptive_cnn.design.designer import constraint_violation, solve_thresholds
 from adaptive_cnn.networks import get_family
-from adaptive_cnn.training import train
 from selector import CascadeData, StageCosts, evaluate
 
 
 def solve_and_test(
-    designer: Designer,
+    context: RunContext,
     val: Sequence[np.ndarray],
     test: Sequence[np.ndarray],
     costs: StageCosts,
     thresholds: Sequence[float] | None = None,
 ) -> tuple[tuple[float, ...], dict[str, Any], dict[str, Any]]:
     """Thresholds solved on validation (unless given), then validation and test metrics."""
-    config, data = designer.config, designer.dataset
+    config, data = context.config, context.dataset
     val_data = CascadeData.from_probs(list(val), data.val.labels, config.metric)
     if thresholds is None:
         thresholds = solve_thresholds(val_data, costs, config)
@@ -60,44 +59,27 @@ def baseline_archs(family: str) -> list[str]:
     return sorted({a for stages, _ in baseline_systems(family).values() for a in stages})
 
 
-def evaluate_baselines(designer: Designer) -> list[dict[str, Any]]:
+def evaluate_baselines(context: RunContext) -> list[dict[str, Any]]:
     """Train, solve and test every baseline; one row each."""
-    config = designer.config
-    local_costs = CostModel(
-        designer.costs.predictor,
-        designer.costs.device,
-        "none",
-        designer.costs.input_shape,
-        designer.costs.num_classes,
-        config.cloud_latency_ms,
-    )
+    config = context.config
+    local_costs = context.local_costs()
     rows = []
     for name, (stages, cloud) in baseline_systems(config.baseline_family).items():
         if cloud and not config.has_cloud:
             continue
-        results = [
-            train(
-                a,
-                designer.dataset,
-                designer.final_config(),
-                config.seed,
-                threads=config.threads,
-                cache=designer.cache,
-            )
-            for a in stages
-        ]
+        results = [context.train_final(a) for a in stages]
         val = [r.val_probs for r in results]
         test = [r.test_probs for r in results]
-        model = designer.costs if cloud else local_costs
+        model = context.costs if cloud else local_costs
         if cloud:
-            val, test = [designer.cloud_probs("val")], [designer.cloud_probs("test")]
-            e, t, b = designer.costs.cloud()
+            val, test = [context.cloud_probs("val")], [context.cloud_probs("test")]
+            e, t, b = context.costs.cloud()
             costs = StageCosts(
                 np.asarray([e]), np.asarray([t]), np.asarray([b]), np.asarray([True])
             )
         else:
             costs = model.stage_costs(stages)
-        thresholds, val_m, test_m = solve_and_test(designer, val, test, costs)
+        thresholds, val_m, test_m = solve_and_test(context, val, test, costs)
         rows.append(
             {
                 "system": name,

@@ -16,14 +16,13 @@ import math
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from adaptive_cnn.data.types import DatasetSplits
-from adaptive_cnn.design.config import DesignConfig
-from adaptive_cnn.design.costs import CostModel
+from adaptive_cnn.design import journal
+from adaptive_cnn.design.config import BOSettings, DesignConfig
+from adaptive_cnn.design.context import RunContext
 from adaptive_cnn.design.executors import (
     ExecutorPlan,
     InlineExecutor,
@@ -41,11 +40,10 @@ from adaptive_cnn.design.optimizers import (
 from adaptive_cnn.design.space import Candidate, CascadeSpace
 from adaptive_cnn.design.time_budget import Deadline, TimeEstimate
 from adaptive_cnn.errors import AcnnError
-from adaptive_cnn.training import TrainConfig, TrainingCache, TrainResult, is_trained, train
-from energy_models.profile_store import append_record, read_records
+from adaptive_cnn.training import TrainConfig, TrainResult, is_trained
 from selector import CascadeData, StageCosts, evaluate, optimise_thresholds
 
-JOURNAL = "journal.jsonl"
+JOURNAL = journal.JOURNAL
 ENERGY_TOLERANCE = 1e-9  # relative slack when comparing an energy with the budget
 
 
@@ -146,61 +144,57 @@ def loss_of(metrics: dict[str, Any], config: DesignConfig) -> float:
 
 
 class Designer:
-    """Searches cascade designs for one dataset, device and configuration.
+    """Searches cascade designs (``method: bo``) for one run.
 
     Args:
-        config: the resolved settings.
-        dataset: the dataset splits (validation drives the search; test is untouched).
-        costs: predicted stage costs and the a-priori screen.
-        cache: the training cache.
-        run_dir: where the journal and results go.
+        context: the run's data, costs, cache and folder (:func:`open_run`); its
+            ``config.search`` holds the :class:`BOSettings`.
         progress: called with (step, total, message) after each evaluation.
     """
 
     def __init__(
         self,
-        config: DesignConfig,
-        dataset: DatasetSplits,
-        costs: CostModel,
-        cache: TrainingCache | None,
-        run_dir: Path,
+        context: RunContext,
         progress: Callable[[int, int, str], Any] | None = None,
     ) -> None:
-        self.config, self.dataset, self.costs, self.cache = config, dataset, costs, cache
-        self.run_dir, self.progress = Path(run_dir), progress
+        config = context.config
+        if not isinstance(config.search, BOSettings):
+            raise DesignError(f"the Designer searches --method bo, not {config.method}")
+        self.context, self.config, self.search = context, config, config.search
+        self.dataset, self.costs, self.cache = context.dataset, context.costs, context.cache
+        self.run_dir, self.progress = context.run_dir, progress
         n_stages = config.local_stages + (1 if config.has_cloud else 0)
-        fixed = (config.last_stage,) if config.last_stage is not None else ()
+        fixed = (self.search.last_stage,) if self.search.last_stage is not None else ()
         self.space = CascadeSpace(
             config.stage_families[: config.local_stages - len(fixed)],
-            n_stages - 1 if config.mode == "joint" else 0,
+            n_stages - 1 if self.search.mode == "joint" else 0,
             fixed,
         )
         self.backend = self._backend()
         self.seed_points = self._seed_points()
         self.evaluations: list[Evaluation] = []
-        self._cloud: TrainResult | None = None  # read from the cache once, not per evaluation
-        self._fixed: tuple[TrainResult, ...] | None = None  # likewise the fixed stages
+        self._fixed: tuple[TrainResult, ...] | None = None  # read from the cache once
 
     # --- search --------------------------------------------------------------------
 
     def _backend(self) -> Backend:
-        screen = self._screen if self.config.strategy != "bo-unaware" else None
-        if self.config.strategy == "random":
+        screen = self._screen if self.search.strategy != "bo-unaware" else None
+        if self.search.strategy == "random":
             return RandomBackend(self.space, self.config.seed)
         return GaussianProcessBackend(
             self.space,
             self.config.seed,
-            self.config.initial_points,
-            self.config.candidates,
+            self.search.initial_points,
+            self.search.candidates,
             screen,
         )
 
     def _seed_points(self) -> list[list[Any]]:
         """The hand-picked reference cascades the search starts from (screened if aware)."""
-        if not self.config.reference_seeds:
+        if not self.search.reference_seeds:
             return []
         points = self.space.reference_cascades()
-        if self.config.strategy == "bo-unaware":
+        if self.search.strategy == "bo-unaware":
             return points
         return [p for p in points if self._screen(p)]
 
@@ -213,7 +207,7 @@ class Designer:
         Each loss is recomputed from the journalled metrics, so a journal written under an
         older loss rule resumes consistently with the evaluations still to come.
         """
-        for record in sorted(read_records(self.run_dir / JOURNAL), key=lambda r: r["index"]):
+        for record in journal.records(self.run_dir):
             evaluation = Evaluation.from_record(record)
             evaluation = dataclasses.replace(
                 evaluation, loss=loss_of(evaluation.metrics, self.config)
@@ -256,7 +250,7 @@ class Designer:
         what is running is finished.
         """
         plan = plan or ExecutorPlan(InlineExecutor(), 1, self.config.threads, "in-process")
-        if len(self.evaluations) < self.config.trials:
+        if len(self.evaluations) < self.search.trials:
             self.check_budget()
         remember_dataset(self._dataset_key, self.dataset)
         next_index = max((e.index for e in self.evaluations), default=-1) + 1
@@ -271,7 +265,7 @@ class Designer:
             while True:
                 while (
                     len(running) < plan.workers
-                    and len(self.evaluations) + len(running) < self.config.trials
+                    and len(self.evaluations) + len(running) < self.search.trials
                     and time_left()
                 ):
                     pending = [point for _, point in running.values()]
@@ -290,11 +284,11 @@ class Designer:
 
     def _record(self, index: int, point: list[Any], result: JobResult) -> None:
         evaluation = self.finish_evaluation(index, point, result)
-        append_record(self.run_dir / JOURNAL, evaluation.to_record())
+        journal.append(self.run_dir, evaluation.to_record())
         self.backend.tell(point, evaluation.loss)
         self.evaluations.append(evaluation)
         if self.progress:
-            self.progress(len(self.evaluations), self.config.trials, _describe(evaluation))
+            self.progress(len(self.evaluations), self.search.trials, _describe(evaluation))
 
     def _ask(self, step: int, pending: list[list[Any]]) -> list[Any]:
         if step < len(self.seed_points):
@@ -336,10 +330,10 @@ class Designer:
         subset = self.config.proxy_subset
         if subset is not None and subset >= len(self.dataset.train):
             subset = None
-        return TrainConfig(epochs=self.config.proxy_epochs, subset=subset)
+        return TrainConfig(epochs=self.search.proxy_epochs, subset=subset)
 
     def final_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.config.final_epochs)
+        return self.context.final_config()
 
     def time_estimate(self) -> TimeEstimate:
         """Final-training time estimates from this run's proxy trainings so far."""
@@ -357,33 +351,15 @@ class Designer:
             ),
         )  # fmt: skip
 
-    def cloud_result(self) -> TrainResult:
-        """The cloud model (trained once with ``cloud_epochs``, then cached)."""
-        if self._cloud is None:
-            self._cloud = train(
-                self.config.cloud_arch,
-                self.dataset,
-                TrainConfig(epochs=self.config.cloud_epochs),
-                self.config.seed,
-                threads=self.config.threads,
-                cache=self.cache,
-            )
-        return self._cloud
-
     def fixed_results(self) -> tuple[TrainResult, ...]:
         """The fixed last stages (``--last-stage``), trained once with the final budget."""
         if self._fixed is None:
-            self._fixed = tuple(
-                train(arch, self.dataset, self.final_config(), self.config.seed,
-                      threads=self.config.threads, cache=self.cache)
-                for arch in self.space.fixed
-            )  # fmt: skip
+            self._fixed = tuple(self.context.train_final(arch) for arch in self.space.fixed)
         return self._fixed
 
     def cloud_probs(self, split: str) -> np.ndarray:
         """The cloud model's probabilities on ``split`` (val or test)."""
-        result = self.cloud_result()
-        return result.val_probs if split == "val" else result.test_probs
+        return self.context.cloud_probs(split)
 
     def evaluate_point(self, index: int, point: list[Any]) -> Evaluation:
         """Train the candidate's networks (proxy budget) here and evaluate its cascade."""

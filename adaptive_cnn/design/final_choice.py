@@ -31,7 +31,7 @@ from adaptive_cnn.design.designer import (
     solve_thresholds,
 )
 from adaptive_cnn.design.time_budget import Deadline
-from adaptive_cnn.training import TrainResult, train
+from adaptive_cnn.training import TrainResult
 from selector import CascadeData, evaluate
 
 
@@ -66,7 +66,7 @@ def shortlist(designer: Designer) -> list[Evaluation]:
         if _eligible(e, designer.config):
             distinct.setdefault(e.stages, e)
     ranked = list(distinct.values())
-    k = designer.config.rerank
+    k = designer.search.rerank
     if k == 1:
         return ranked[:1]
     seeds = {designer.space.decode(p).stages for p in designer.seed_points}
@@ -183,11 +183,7 @@ def final_reserve_s(designer: Designer, then_archs: Sequence[str] = ()) -> float
 
 def _at_final_budget(designer: Designer, evaluation: Evaluation) -> FinalCandidate:
     config = designer.config
-    results = tuple(
-        train(a, designer.dataset, designer.final_config(), config.seed,
-              threads=config.threads, cache=designer.cache)
-        for a in evaluation.stages
-    )  # fmt: skip
+    results = tuple(designer.context.train_final(a) for a in evaluation.stages)
     val = [r.val_probs for r in results]
     if config.has_cloud:
         val.append(designer.cloud_probs("val"))

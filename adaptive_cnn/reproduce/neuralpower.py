@@ -12,6 +12,7 @@ declared power model, power and energy are estimated, and every output says so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from adaptive_cnn.reproduce.registry import Experiment, ReproduceError, register_experiment
 from adaptive_cnn.reproduce.writer import ResultWriter
 
-PROFILES_DIR = Path("benchmarks/results/energy_profiles")
+PROFILES_DIR = "ACNN_CACHE/profiles"  # shown in --help; the folder is profiles_dir()
 PAPER = (
     "Cai, Juan, Stamoulis, Marculescu: NeuralPower: Predict and Deploy Energy-Efficient "
     "Convolutional Neural Networks (ACML 2017)"
@@ -101,17 +102,21 @@ def run(args: argparse.Namespace, out: ResultWriter) -> dict[str, Any]:
     return summary
 
 
+def profiles_dir() -> Path:
+    """Where the default profiles are taken and kept: under acnn's cache folder (not the
+    checkout), so every later run on this machine reuses them."""
+    from adaptive_cnn.training import default_cache_dir
+
+    return default_cache_dir() / "profiles"
+
+
 def _profiles(args: argparse.Namespace, out: ResultWriter) -> tuple[Path, Path]:
     tag = f"{args.runtime}{'-quick' if args.quick else ''}"
-    fit_dir = args.fit_profile or PROFILES_DIR / f"fit-{tag}"
-    held_dir = args.heldout_profile or PROFILES_DIR / f"heldout-{tag}"
+    fit_dir = args.fit_profile or profiles_dir() / f"fit-{tag}"
+    held_dir = args.heldout_profile or profiles_dir() / f"heldout-{tag}"
     for given, path, extra in (
-        (args.fit_profile, fit_dir, []),
-        (
-            args.heldout_profile,
-            held_dir,
-            ["--seed", "1", "--layers", str(HELDOUT_LAYERS[args.quick])],
-        ),
+        (args.fit_profile, fit_dir, {}),
+        (args.heldout_profile, held_dir, {"seed": 1, "layers": HELDOUT_LAYERS[args.quick]}),
     ):
         if (path / "profile.json").is_file():
             continue
@@ -122,16 +127,23 @@ def _profiles(args: argparse.Namespace, out: ResultWriter) -> tuple[Path, Path]:
     return fit_dir, held_dir
 
 
-def _take_profile(path: Path, args: argparse.Namespace, extra: list[str], out) -> None:
-    from adaptive_cnn.cli.main import main as acnn
+def _take_profile(path: Path, args: argparse.Namespace, extra: Mapping[str, int], out) -> None:
+    """Profile this machine as ``acnn profile --runtime R [--quick] [--seed S --layers N]``
+    does, into ``path``."""
+    from adaptive_cnn.profiling import DEFAULT_SIZE, QUICK_SIZE, ProfileRequest, take_profile
+    from energy_models.devices import load_device
 
     size = "quick (about a minute)" if args.quick else "full (a few minutes)"
-    out.say(f"no profile at {path}: taking a {size} one with acnn profile")
-    command = ["profile", "--runtime", args.runtime, "--out", str(path), *extra]
-    if args.quick:
-        command.append("--quick")
-    if acnn(command) != 0:
-        raise ReproduceError(f"acnn profile failed for {path}")
+    out.say(f"no profile at {path}: taking a {size} one")
+    device = load_device("local")
+    base = QUICK_SIZE if args.quick else DEFAULT_SIZE
+    sweep = dataclasses.replace(base, max_layers=extra.get("layers", base.max_layers))
+    shapes = ((1, 28, 28),) if args.quick else ((1, 28, 28), (3, 32, 32))
+    request = ProfileRequest(
+        out=path, device=device, runtime=args.runtime, threads=device.threads, size=sweep,
+        shapes=shapes, seed=extra.get("seed", 0), quick=args.quick,
+    )  # fmt: skip
+    take_profile(request)
 
 
 def _check_same_setup(predictor, settings: Mapping[str, Any], held_dir: Path) -> None:

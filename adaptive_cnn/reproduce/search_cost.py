@@ -1,10 +1,11 @@
 """Search cost of the single-path superkernel search against the BO designer (the core of
 ``benchmarks/single_path_cost.py`` and of ``acnn reproduce single-path``).
 
-Runs ``acnn design`` twice on the same dataset, device predictor and energy budget, one
-local stage of the mbconv family and no cloud, each with its own empty training cache (so
-neither reuses the other's training): ``--method single-path`` (superkernel search with
-the automatic lambda, then the found network trained from scratch) and ``--method bo``
+Runs a design (:func:`adaptive_cnn.design.design`) twice on the same dataset, device
+predictor and energy budget, one local stage of the mbconv family and no cloud, each with
+its own empty training cache (so neither reuses the other's training): ``--method
+single-path`` (superkernel search with the automatic lambda, then the found network
+trained from scratch) and ``--method bo``
 (``--trials N`` proxy-trained candidates, re-ranked and trained fully). The issue's
 target: the single-path wall time at most 1/5 of the BO's for a design of equal or better
 (accuracy, energy).
@@ -12,15 +13,10 @@ target: the single-path wall time at most 1/5 of the BO's for a design of equal 
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-from adaptive_cnn.reproduce.registry import ReproduceError
 
 TARGET_RATIO = 0.2
 METHODS = ("single-path", "bo")
@@ -60,66 +56,53 @@ def resolve_settings(quick: bool, given: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def _flags(s: Mapping[str, Any], names: tuple[str, ...]) -> list[str]:
-    out = []
-    for name in names:
-        if name in s:
-            out += [f"--{name.replace('_', '-')}", str(s[name])]
-    return out
-
-
-def design_args(
+def design_config(
     method: str,
     s: Mapping[str, Any],
-    run: Path,
     *,
     seed: int,
     predictor: str | None,
     threads: int | None,
     quick: bool,
-) -> list[str]:
-    """The ``acnn design`` arguments of one method."""
-    common = [
-        "design", "--method", method, "--family", "mbconv", "--stages", "1", "--link", "none",
-        "--budget", str(s["budget"]), "--dataset", s["dataset"], "--seed", str(seed),
-        "--out", str(run / "run"), "--cache-dir", str(run / "cache"), "--no-baselines",
-        "--quiet", "--json",
-    ]  # fmt: skip
-    common += ["--predictor", str(predictor)] if predictor else []
-    common += ["--threads", str(threads)] if threads else []
-    common += _flags(s, ("final_epochs",))
+):
+    """The :class:`DesignConfig` of one method: one mbconv stage, no cloud."""
+    from adaptive_cnn.design import DesignConfig
+
+    values: dict[str, Any] = {
+        "method": method, "families": ["mbconv"], "local_stages": 1, "link": "none",
+        "budget": s["budget"], "dataset": s["dataset"], "seed": seed,
+        "predictor": predictor, "threads": threads or None,
+    }  # fmt: skip
+    values.update({k: s[k] for k in ("final_epochs",) if k in s})
     if method == "single-path":  # the supernet's images: search_subset, else BO's proxy's
         subset = s.get("search_subset", s.get("proxy_subset"))
-        common += [] if subset is None else ["--proxy-subset", str(subset)]
+        if subset is not None:
+            values["proxy_subset"] = subset
         names = ("search_epochs", "warmup_epochs", "lambda_trials", "finetune_epochs")
-        return common + _flags(s, (*names, "search_width", "initial_lambda", "cost_form"))
-    bo = _flags(s, ("proxy_subset", "trials", "proxy_epochs"))
-    if quick:
-        bo += ["--initial-points", "2", "--candidates", "40", "--rerank", "1"]
-    return common + bo
+        values.update({k: s[k] for k in (*names, "search_width", "initial_lambda", "cost_form")
+                       if k in s})  # fmt: skip
+    else:
+        values.update({k: s[k] for k in ("proxy_subset", "trials", "proxy_epochs") if k in s})
+        if quick:
+            values.update(initial_points=2, candidates=40, rerank=1)
+    return DesignConfig.from_dict(values, f"--method {method}")
 
 
-def run_design(argv: list[str]) -> tuple[dict[str, Any], float]:
-    """Run ``acnn design``; its JSON result and wall seconds.
+def run_design(config, run: Path) -> tuple[dict[str, Any], float]:
+    """Design with ``config`` in ``run/run`` and its own cache ``run/cache``; the result
+    summary and wall seconds."""
+    from adaptive_cnn.design import design
 
-    Raises:
-        ReproduceError: the design failed (its own error is on stderr).
-    """
-    from adaptive_cnn.cli.main import main as acnn
-
-    out = io.StringIO()
     started = time.perf_counter()
-    with contextlib.redirect_stdout(out):
-        code = acnn(argv)
-    seconds = time.perf_counter() - started
-    if code != 0:
-        raise ReproduceError(f"acnn design failed ({code}); see the error above")
-    return json.loads(out.getvalue()), seconds
+    result = design(
+        config, run / "run", baselines=False, cache_root=run / "cache", say=lambda text: None
+    )
+    return result.summary, time.perf_counter() - started
 
 
 def row(method: str, result: dict[str, Any], seconds: float, run: Path) -> dict[str, Any]:
     """One method's figures."""
-    from adaptive_cnn.design.report import load_run
+    from adaptive_cnn.design import journal
 
     stage = result["stages"][0]
     extra: dict[str, Any] = {}
@@ -130,10 +113,10 @@ def row(method: str, result: dict[str, Any], seconds: float, run: Path) -> dict[
         keep = ("lambda", "energy_mj", "raw_energy_mj", "dropped", "val_accuracy", "seconds")
         extra["lambda_trials"] = [{k: t.get(k) for k in keep} for t in sp["trials"]]
     else:  # proxy epochs per trained candidate, and their training seconds
-        _, journal = load_run(run / "run")
+        records = journal.records(run / "run")
         config = result["config"]
-        search_epochs = len(journal) * config["proxy_epochs"]
-        search_seconds = sum(r["seconds"] for r in journal)
+        search_epochs = len(records) * config["proxy_epochs"]
+        search_seconds = sum(r["seconds"] for r in records)
     return {
         "method": method,
         "arch": stage["arch"],
@@ -207,10 +190,10 @@ def compare(
     for method in METHODS:
         run = work / method
         say(f"running acnn design --method {method} ...")
-        argv = design_args(
-            method, s, run, seed=seed, predictor=predictor, threads=threads, quick=quick
+        config = design_config(
+            method, s, seed=seed, predictor=predictor, threads=threads, quick=quick
         )
-        result, seconds = run_design(argv)
+        result, seconds = run_design(config, run)
         rows[method] = row(method, result, seconds, run)
     return rows
 

@@ -119,11 +119,9 @@ def run(args: argparse.Namespace, out: ResultWriter) -> dict[str, Any]:
 
 
 def _measure(args: argparse.Namespace, out: ResultWriter) -> dict[str, Any]:
-    from adaptive_cnn.reproduce.design_runs import REPO_PREDICTOR
-
     settings = cost.resolve_settings(args.quick, vars(args))
     settings.setdefault("budget", FULL_BUDGET)
-    predictor = args.predictor or (REPO_PREDICTOR if REPO_PREDICTOR.is_file() else None)
+    predictor = args.predictor  # None: this machine's, as acnn design gets it
     if args.predictor is not None and not args.predictor.is_file():
         raise ReproduceError(f"--predictor {args.predictor}: no such file")
     out.resolve(settings=settings, predictor=predictor)

@@ -2,7 +2,7 @@
 
 1. The supernet's width is chosen (or given) so that the stage-1 budget leaves room.
 2. The automatic lambda search (:mod:`.lambda_search`) runs superkernel searches until the
-   found network meets the stage-1 budget (``DesignConfig.stage1_budget_mj``) with the
+   found network meets the stage-1 budget (``SinglePathSettings.stage1_budget_mj``) with the
    best validation accuracy of the supernet. Under the ``budget`` cost form each search
    targets that budget and its network is fitted into it (:mod:`.fit`), so every trial
    meets it and one trial can do.
@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from adaptive_cnn.design.config import DesignConfig
+from adaptive_cnn.design.context import RunContext
 from adaptive_cnn.design.designer import (
-    Designer,
     Evaluation,
     constraint_violation,
     loss_of,
@@ -45,7 +44,8 @@ from adaptive_cnn.single_path.search import (
     run_search,
     warm_up,
 )
-from adaptive_cnn.training import TrainConfig, train
+from adaptive_cnn.single_path.settings import SinglePathSettings
+from adaptive_cnn.training import TrainConfig
 from energy_models.predictor import EnergyPredictor
 from selector import CascadeData, evaluate
 
@@ -78,14 +78,14 @@ def choose_width(
     return max(roomy, key=lambda o: o[0]) if roomy else fitting[0]
 
 
-def later_stages(designer: Designer, first: str) -> tuple[str, ...]:
+def later_stages(context: RunContext, first: str) -> tuple[str, ...]:
     """Stages 2.. : per stage, its family's reference networks costlier than the stage
     before that pass the screen, the costliest leaving room for the stages after it.
 
     Raises:
         SinglePathError: no reference network fits a later stage.
     """
-    config, costs = designer.config, designer.costs
+    config, costs = context.config, context.costs
     stages = [first]
     for s, family in enumerate(config.stage_families[1:], start=2):
         refs = [f"{family}:{a.to_str()}" for a in get_family(family).references().values()]
@@ -106,35 +106,35 @@ def later_stages(designer: Designer, first: str) -> tuple[str, ...]:
 
 
 def design_single_path(
-    designer: Designer,
+    context: RunContext,
     baselines: bool = True,
     say: Callable[[str], Any] | None = None,
 ) -> DesignResult:
     """Design, train, test and write a cascade whose first stage is single-path searched.
 
     Args:
-        designer: the run's designer (settings with ``method: single-path``, data, costs,
-            cache, run folder); its evaluations get the one design evaluated.
+        context: the run's settings (``method: single-path``), data, costs, cache and
+            run folder.
         baselines: also train and test the fixed baselines.
         say: prints one line of news.
     """
     say = say or (lambda text: None)
-    config, dataset = designer.config, designer.dataset
-    budget = config.stage1_budget_mj
+    config, dataset, sp = context.config, context.dataset, context.config.search
+    budget = sp.stage1_budget_mj(config)
     width, costs = choose_width(
-        designer.costs.predictor,
+        context.costs.predictor,
         dataset.input_shape,
         dataset.num_classes,
         budget,
-        config.search_width,
+        sp.search_width,
     )
     base = SearchConfig(
-        epochs=config.search_epochs,
-        warmup_epochs=config.warmup_epochs,
+        epochs=sp.search_epochs,
+        warmup_epochs=sp.warmup_epochs,
         subset=config.proxy_subset,
         width=width,
-        cost_form=config.cost_form,
-        budget_mj=budget if config.cost_form == "budget" else None,
+        cost_form=sp.cost_form,
+        budget_mj=budget if sp.cost_form == "budget" else None,
     )
     say(f"single-path search at width {width:g}: stage 1 within {budget:.3g} mJ")
     warm = warm_up(dataset, costs, base, config.seed, threads=config.threads)
@@ -162,45 +162,44 @@ def design_single_path(
         )
         return found
 
-    found = search_lambda(run, budget, config.lambda_trials, config.initial_lambda)
-    stages = (found.best.arch, *later_stages(designer, found.best.arch))
-    init = found.best.inherited if config.finetune_epochs is not None else None
+    found = search_lambda(run, budget, sp.lambda_trials, sp.initial_lambda)
+    stages = (found.best.arch, *later_stages(context, found.best.arch))
+    init = found.best.inherited if sp.finetune_epochs is not None else None
     scratch = stages if init is None else stages[1:]
     if init is not None:
-        epochs = config.finetune_epochs
+        epochs = sp.finetune_epochs
         say(f"fine-tuning {stages[0]} from the supernet's weights ({epochs:g} epochs)")
     if scratch:
         say(f"training {' | '.join(scratch)} ({config.final_epochs:g} epochs)")
     say("evaluating the cascade; testing once")
     seconds = warm.seconds + sum(t.seconds for t in found.trials)
-    chosen = _evaluate(designer, stages, seconds, init)
-    extra = {"single_path": _report(found, warm, base, costs, config)}
-    return write_design(designer, chosen, [chosen], baselines, extra)
+    chosen = _evaluate(context, stages, seconds, init)
+    extra = {"single_path": _report(found, warm, base, costs, sp, config.final_epochs)}
+    return write_design(context, chosen, [chosen], [chosen.evaluation], 0, baselines, extra)
 
 
 def _evaluate(
-    designer: Designer,
+    context: RunContext,
     stages: tuple[str, ...],
     seconds: float,
     init: dict[str, torch.Tensor] | None = None,
 ) -> FinalCandidate:
     """Train the stages with the final budget, or stage 1 for ``finetune_epochs`` from
     ``init`` when given, and evaluate the cascade on validation."""
-    config = designer.config
-    budgets = [designer.final_config()] * len(stages)
+    config = context.config
+    budgets = [context.final_config()] * len(stages)
     inits = [None] * len(stages)
     if init is not None:
-        budgets[0], inits[0] = TrainConfig(epochs=config.finetune_epochs), init
+        budgets[0], inits[0] = TrainConfig(epochs=config.search.finetune_epochs), init
     results = tuple(
-        train(a, designer.dataset, budget, config.seed, threads=config.threads,
-              cache=designer.cache, init_state=start)
+        context.train(a, budget, init_state=start)
         for a, budget, start in zip(stages, budgets, inits, strict=True)
-    )  # fmt: skip
+    )
     val = [r.val_probs for r in results]
     if config.has_cloud:
-        val.append(designer.cloud_probs("val"))
-    data = CascadeData.from_probs(val, designer.dataset.val.labels, config.metric)
-    costs = designer.costs.stage_costs(stages)
+        val.append(context.cloud_probs("val"))
+    data = CascadeData.from_probs(val, context.dataset.val.labels, config.metric)
+    costs = context.costs.stage_costs(stages)
     thresholds = tuple(float(t) for t in solve_thresholds(data, costs, config))
     metrics = evaluate(data, costs, np.asarray(thresholds, dtype=float)).metrics_at(0)
     evaluation = Evaluation(
@@ -208,14 +207,13 @@ def _evaluate(
         point=[],
         stages=stages,
         thresholds=thresholds,
-        predicted_stage_energy_mj=tuple(designer.costs.local(a).energy_mj for a in stages),
+        predicted_stage_energy_mj=tuple(context.costs.local(a).energy_mj for a in stages),
         metrics=metrics,
         feasible=constraint_violation(metrics, config) == 0,
         loss=loss_of(metrics, config),
-        screened=designer.costs.screen(stages, config.budget_mj),
+        screened=context.costs.screen(stages, config.budget_mj),
         seconds=seconds,
     )
-    designer.evaluations.append(evaluation)
     return FinalCandidate(evaluation, results, metrics, evaluation.loss)
 
 
@@ -224,7 +222,8 @@ def _report(
     warm: WarmStart,
     base: SearchConfig,
     costs: SupernetCosts,
-    config: DesignConfig,
+    sp: SinglePathSettings,
+    final_epochs: float,
 ) -> dict[str, Any]:
     trials = [t.to_dict() for t in found.trials]
     return {
@@ -240,11 +239,9 @@ def _report(
         "warmup_seconds": warm.seconds,
         # how the found network was trained after the search
         "stage1_training": "from scratch"
-        if config.finetune_epochs is None
+        if sp.finetune_epochs is None
         else "fine-tuned from the supernet's weights",
-        "stage1_epochs": config.final_epochs
-        if config.finetune_epochs is None
-        else config.finetune_epochs,
+        "stage1_epochs": final_epochs if sp.finetune_epochs is None else sp.finetune_epochs,
         "search": {k: v for k, v in base.to_dict().items() if k != "lam"},
         "trials": trials,
     }

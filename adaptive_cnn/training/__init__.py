@@ -2,7 +2,7 @@
 
 from adaptive_cnn.training.cache import TrainingCache, cache_key, default_cache_dir
 from adaptive_cnn.training.config import TrainConfig
-from adaptive_cnn.training.lookup import is_trained
+from adaptive_cnn.training.lookup import is_trained, trained_entry
 from adaptive_cnn.training.result import TrainResult
 from adaptive_cnn.training.trainer import (
     TrainProgress,
@@ -23,6 +23,7 @@ __all__ = [
     "code_version",
     "default_cache_dir",
     "is_trained",
+    "trained_entry",
     "predict_probs",
     "torch_threads",
     "train",

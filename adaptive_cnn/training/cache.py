@@ -88,6 +88,14 @@ class TrainingCache:
             raise
         return final
 
+    def meta(self, key: str) -> dict[str, Any] | None:
+        """The summary (``meta.json``) of the entry stored under ``key``, or None."""
+        try:
+            meta = json.loads((self._entry_dir(key) / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
     def entries(self) -> Iterator[dict[str, Any]]:
         """The summaries (``meta.json``) of every stored entry, in key order; a torn or
         foreign entry is skipped."""

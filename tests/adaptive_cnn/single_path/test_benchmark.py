@@ -24,7 +24,7 @@ def test_quick_benchmark_writes_both_methods(predictor_file, tmp_path, capsys) -
     sp, bo = report["results"]
     assert (sp["method"], bo["method"]) == ("single-path", "bo")
     assert sp["config"]["method"] == "single-path" and bo["config"]["method"] == "bo"
-    assert sp["config"]["finetune_epochs"] == 0.5 and bo["config"]["finetune_epochs"] is None
+    assert sp["config"]["finetune_epochs"] == 0.5 and bo["config"].get("finetune_epochs") is None
     assert bo["search_epochs"] == 3  # 3 trials x 1 proxy epoch
     assert 1 <= len(sp["lambda_trials"]) <= 2 and "lambda_trials" not in bo
     assert {"lambda", "energy_mj", "raw_energy_mj", "dropped"} <= set(sp["lambda_trials"][0])
@@ -42,19 +42,16 @@ def test_quick_benchmark_writes_both_methods(predictor_file, tmp_path, capsys) -
 
 
 def test_the_search_subset_and_width_reach_the_single_path_run_only(tmp_path) -> None:
-    from adaptive_cnn.reproduce.search_cost import design_args, resolve_settings
+    from adaptive_cnn.reproduce.search_cost import design_config, resolve_settings
 
     given = {"budget": "22mJ", "proxy_subset": 4000, "search_subset": 60000}
     s = resolve_settings(False, {**given, "search_width": 1.0, "trials": 10})
 
-    def flag(argv: list[str], name: str) -> str | None:
-        return argv[argv.index(name) + 1] if name in argv else None
-
     kw = {"seed": 0, "predictor": None, "threads": 1, "quick": False}
-    sp, bo = (design_args(m, s, tmp_path, **kw) for m in ("single-path", "bo"))
-    assert flag(sp, "--proxy-subset") == "60000" and flag(sp, "--search-width") == "1.0"
-    assert flag(bo, "--proxy-subset") == "4000" and flag(bo, "--search-width") is None
+    sp, bo = (design_config(m, s, **kw) for m in ("single-path", "bo"))
+    assert sp.proxy_subset == 60000 and sp.search.search_width == 1.0
+    assert bo.proxy_subset == 4000 and not hasattr(bo.search, "search_width")
     # without a search subset both search on the BO's proxy subset
     s = resolve_settings(False, {"budget": "22mJ", "proxy_subset": 4000})
-    sp = design_args("single-path", s, tmp_path, **kw)
-    assert flag(sp, "--proxy-subset") == "4000" and flag(sp, "--search-width") is None
+    sp = design_config("single-path", s, **kw)
+    assert sp.proxy_subset == 4000 and sp.search.search_width is None
