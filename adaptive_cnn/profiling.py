@@ -289,7 +289,7 @@ def take_profile(
     Args:
         request: what to measure and where.
         progress: a factory ``progress(label)`` of objects with ``update(done, total,
-            message)`` and ``close()`` (e.g. :class:`adaptive_cnn.cli.progress.ProgressLine`),
+            message)`` and ``close()`` (e.g. :class:`adaptive_cnn.progress.ProgressLine`),
             or None for silence.
     """
     from energy_models.power import make_power_source

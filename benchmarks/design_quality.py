@@ -44,10 +44,10 @@ from typing import Any
 import numpy as np
 import psutil
 
-from adaptive_cnn.cli.progress import ProgressLine
 from adaptive_cnn.data import load_dataset
 from adaptive_cnn.design import CostModel, default_predictor
 from adaptive_cnn.design.final_choice import choose_final
+from adaptive_cnn.progress import ProgressLine
 from adaptive_cnn.reproduce.design_runs import ISO_MARGINS, DesignBench, SearchSettings
 from adaptive_cnn.reproduce.registry import ReproduceError
 from adaptive_cnn.training import TrainingCache, default_cache_dir

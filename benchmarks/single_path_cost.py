@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from adaptive_cnn.cli.tables import format_table
 from adaptive_cnn.reproduce.registry import ReproduceError
 from adaptive_cnn.reproduce.search_cost import (
     QUICK,
@@ -33,6 +32,7 @@ from adaptive_cnn.reproduce.search_cost import (
     report,
     resolve_settings,
 )
+from adaptive_cnn.tables import format_table
 
 __all__ = ["QUICK", "TARGET_RATIO", "main", "parse_args", "settings"]
 

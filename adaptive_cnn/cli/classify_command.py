@@ -98,7 +98,7 @@ def _cloud(args: argparse.Namespace):
 
 
 def _print_table(answers, summary) -> None:
-    from adaptive_cnn.cli.tables import format_table
+    from adaptive_cnn.tables import format_table
 
     headers = ("input", "label", "conf", "stage", "mJ (est.)", "bytes", "ms", "note")
     rows = [

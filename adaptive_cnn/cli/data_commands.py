@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptive_cnn.cli.tables import format_table, human_count
+from adaptive_cnn.tables import format_table, human_count
 
 
 def add_datasets_parser(commands) -> None:

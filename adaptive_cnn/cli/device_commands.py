@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptive_cnn.cli.tables import format_table
+from adaptive_cnn.tables import format_table
 
 
 def add_devices_parser(commands) -> None:

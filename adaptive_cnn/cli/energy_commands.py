@@ -6,8 +6,8 @@ import argparse
 import json
 
 from adaptive_cnn.cli.data_commands import parse_shape
-from adaptive_cnn.cli.progress import ProgressLine
-from adaptive_cnn.cli.tables import format_table, human_count
+from adaptive_cnn.progress import ProgressLine
+from adaptive_cnn.tables import format_table, human_count
 
 DEFAULT_SHAPES = ("1x28x28", "3x32x32")
 ESTIMATE_NOTE = "energy is ESTIMATED from the device profile's declared power model (no sensor)"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adaptive_cnn.cli.tables import format_table
+from adaptive_cnn.tables import format_table
 
 RESULTS_DIR = Path("results")
 COMMON = ("experiment", "quick", "out", "quiet", "run", "command", "list", "update_readme")

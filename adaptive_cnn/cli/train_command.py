@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from adaptive_cnn.cli.progress import ProgressLine
-from adaptive_cnn.cli.tables import human_count
 from adaptive_cnn.errors import ConfigError
+from adaptive_cnn.progress import ProgressLine
+from adaptive_cnn.tables import human_count
 
 _CONFIG_FLAGS = ("epochs", "subset", "batch_size", "lr", "weight_decay")
 
