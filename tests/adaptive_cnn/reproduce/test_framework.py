@@ -100,16 +100,3 @@ def test_a_failing_experiment_keeps_finished_files(tmp_path, monkeypatch, capsys
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["status"] == "failed" and "the input vanished" in config["error"]
     assert config["files"] == ["raw.csv"]
-
-
-@pytest.mark.parametrize("name", ["neuralpower", "offload"])
-def test_scripts_are_the_cli(name, monkeypatch, capsys):
-    import runpy
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[3] / "scripts" / f"reproduce_{name}.py"
-    monkeypatch.setattr("sys.argv", [str(script), "--help"])
-    with pytest.raises(SystemExit) as exc:
-        runpy.run_path(str(script), run_name="__main__")
-    assert exc.value.code == 0
-    assert f"reproduce {name}" in capsys.readouterr().out
