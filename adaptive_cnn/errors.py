@@ -30,3 +30,7 @@ class ArchitectureError(AcnnError):
 
 class CacheError(AcnnError):
     """The training cache cannot be used (unwritable folder, foreign entry)."""
+
+
+class RunFolderError(AcnnError):
+    """A design run folder is missing, incomplete or malformed (the message names the file)."""

@@ -48,10 +48,10 @@ import torch
 
 from adaptive_cnn.data import load_dataset
 from adaptive_cnn.networks import create_network, get_family
+from adaptive_cnn.run_folder import load_run
+from adaptive_cnn.stage import load_stage_model
 from rpc.edge import EdgeClassifier
 from rpc.mlserver_peer import mlserver_executable, start_mlserver
-from rpc.models import load_stage_model
-from rpc.run_folder import load_run
 from selector import confidence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,10 +77,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runtime",
-        choices=("torchscript", "eager"),
+        choices=("torchscript", "torch"),
         default="torchscript",
         help="how both servers run the model (acnn serve --runtime; the MLServer runtime "
-        "gets the same): torchscript (traced, frozen, batch norms folded) or eager torch",
+        "gets the same): torchscript (traced, frozen, batch norms folded) or torch (eager)",
     )
     parser.add_argument(
         "--no-throughput", action="store_true", help="measure only the routing overhead"

@@ -1,4 +1,9 @@
-"""Inference runtimes the profiler times: torch eager, TorchScript and ONNX Runtime.
+"""Inference runtimes of acnn: torch eager, TorchScript and ONNX Runtime.
+
+One set of names (:data:`RUNTIMES`) and one implementation for the whole project: the
+profiler times layers and networks in a runtime (:func:`prepare`), and the server, the
+on-device client and ``acnn export`` run or write stages in it (:func:`compile_runner`,
+:func:`torchscript_bytes`, :func:`onnx_bytes`, through :mod:`adaptive_cnn.stage`).
 
 A profile and its predictor belong to one runtime: at batch 1 the runtime's fixed per-call
 overheads dominate small networks, so the runtime the device will use is the one timed.
@@ -12,12 +17,17 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from energy_models.devices import RUNTIMES  # declared torch-free, for device files and CLIs
 from energy_models.errors import EnergyModelError
 
-RUNTIMES = ("torch", "torchscript", "onnxruntime")
+TOLERANCE = 1e-5  # largest |output difference| an optimised TorchScript module may show
+
+Runner = Callable[[np.ndarray], np.ndarray]
+"""Maps a float32 batch (N, ...) to the module's float32 output (N, ...)."""
 
 
 def available_runtimes() -> list[str]:
@@ -43,6 +53,165 @@ def set_threads(threads: int) -> None:
     if threads < 1:
         raise EnergyModelError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+# --- the runtimes' building blocks -----------------------------------------------------
+
+
+def run_torch(module: nn.Module, x: np.ndarray) -> np.ndarray:
+    """``module`` (eager or TorchScript) on a float32 batch, under inference mode."""
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    # A new thread's OpenMP pool takes torch's thread count only once torch is asked for it;
+    # oneDNN kernels (optimised TorchScript) do not ask, so a server's first batch on its
+    # batcher thread would run on every core and round differently from the next ones.
+    torch.get_num_threads()
+    if torch.is_inference_mode_enabled():  # a caller entered it once for many calls
+        return module(tensor).numpy()
+    with torch.inference_mode():
+        return module(tensor).numpy()
+
+
+def trace(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], *, freeze: bool = False
+) -> torch.jit.ScriptModule:
+    """``module`` traced on ``inputs`` (and frozen: parameters folded in as constants)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript is deprecated upstream, still supported
+        traced = torch.jit.trace(module, inputs)
+        return torch.jit.freeze(traced.eval()) if freeze else traced
+
+
+def torchscript_bytes(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
+    """Trace ``module`` and serialise it (portable: :func:`load_torchscript` reads it)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(trace(module, inputs), buffer)
+    return buffer.getvalue()
+
+
+def load_torchscript(data: bytes) -> torch.jit.ScriptModule:
+    """A serialised TorchScript module on the CPU, in eval mode."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+
+
+def optimise_torchscript(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], tolerance: float = TOLERANCE
+) -> nn.Module:
+    """``module`` traced, frozen and optimised for inference (batch norms folded into
+    convolutions, the whole forward in one call that holds the GIL once, not per layer).
+
+    A compiled module is returned only where its output on ``inputs`` equals eager torch's
+    within ``tolerance``: optimised first, then frozen only, else ``module`` itself.
+    """
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = module(*inputs)
+        for optimise in (True, False):
+            # optimize_for_inference rewrites its argument in place: trace afresh each time
+            candidate = trace(module, inputs, freeze=True)
+            if optimise:
+                candidate = torch.jit.optimize_for_inference(candidate)
+            got = candidate(*inputs)
+            if got.shape == expected.shape and (got - expected).abs().max() <= tolerance:
+                return candidate
+    return module
+
+
+def onnx_bytes(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    *,
+    dynamic_batch: bool = False,
+) -> bytes:
+    """Export ``module`` to ONNX in memory (TorchScript-based exporter, opset by torch).
+
+    Args:
+        module, inputs: what to export and example inputs to trace it with.
+        input_names: one per input (default ``input0``, ``input1``..).
+        output_names: one per output (default: the exporter's).
+        dynamic_batch: make dimension 0 of every named input and output variable.
+    """
+    names = list(input_names or (f"input{i}" for i in range(len(inputs))))
+    outputs = list(output_names) if output_names else None
+    axes = None
+    if dynamic_batch:
+        axes = {name: {0: "batch"} for name in [*names, *(outputs or [])]}
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated
+        torch.onnx.export(
+            module,
+            inputs,
+            buffer,
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def ort_session(data: bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session over a serialised model, ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_runner(data: bytes, threads: int = 1) -> Runner:
+    """A runner over a one-input, one-output ONNX model (``data``) in ONNX Runtime."""
+    session = ort_session(data, threads)
+    feed, fetch = session.get_inputs()[0].name, session.get_outputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run([fetch], {feed: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    return run
+
+
+def compile_runner(
+    module: nn.Module,
+    example: torch.Tensor,
+    runtime: str,
+    *,
+    threads: int = 1,
+    optimise: bool = False,
+    names: tuple[str, str] = ("input", "output"),
+) -> Runner:
+    """``module`` (one input, one output) as a runner of any batch size in ``runtime``.
+
+    Args:
+        module: the eager module, in eval mode.
+        example: an input batch to trace with (batch size free at run time).
+        runtime: ``torch`` (eager), ``torchscript`` or ``onnxruntime``.
+        threads: ONNX Runtime's intra-op threads (torch's are the process's).
+        optimise: TorchScript only: run :func:`optimise_torchscript`'s module (what a
+            server runs) instead of the portable traced one :func:`torchscript_bytes`
+            serialises (what ``acnn export`` writes and a device runs).
+        names: ONNX input and output names (those of an exported file).
+    """
+    check_runtime(runtime)
+    if runtime == "onnxruntime":
+        data = onnx_bytes(module, (example,), names[:1], names[1:], dynamic_batch=True)
+        return onnx_runner(data, threads)
+    if runtime == "torchscript":
+        if optimise:
+            module = optimise_torchscript(module, (example,))
+        else:  # round-tripped through bytes: the exported file is what runs
+            module = load_torchscript(torchscript_bytes(module, (example,)))
+    return lambda x: run_torch(module, x)
+
+
+# --- the profiler's timed callables ----------------------------------------------------
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
@@ -74,9 +243,7 @@ def prepare(
     module = module.to(memory_format=torch.channels_last)
     args = tuple(_channels_last(t) for t in inputs)
     if runtime == "torchscript":
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            module = torch.jit.freeze(torch.jit.trace(module, args))
+        module = trace(module, args, freeze=True)
 
     def run() -> Any:
         return module(*args)
@@ -84,28 +251,10 @@ def prepare(
     return run
 
 
-def export_onnx_bytes(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
-    """Serialise ``module`` to ONNX in memory (opset chosen by torch)."""
-    buffer = io.BytesIO()
-    names = [f"input{i}" for i in range(len(inputs))]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, inputs, buffer, input_names=names, dynamo=False)
-    return buffer.getvalue()
-
-
 def _prepare_onnxruntime(
     module: nn.Module, inputs: tuple[torch.Tensor, ...], threads: int
 ) -> Callable[[], Any]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        export_onnx_bytes(module, inputs), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort_session(onnx_bytes(module, inputs), threads)
     feeds = {f"input{i}": t.detach().numpy() for i, t in enumerate(inputs)}
 
     def run() -> Any:

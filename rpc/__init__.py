@@ -2,11 +2,13 @@
 
 - ``tensors``: the raw tensor codec every peer of the protocol shares;
 - ``protocol`` (+ ``generated/``, ``proto/``): messages, method names, parameters;
-- ``run_folder``, ``models``: a design run folder and its stages as served/run models;
 - ``repository``, ``batching``, ``auth``, ``server``: the cloud server (``acnn serve``);
 - ``client``, ``edge``, ``inputs``: the on-device cascade (``acnn classify``);
-- ``export``: TorchScript/ONNX stages (``acnn export``) and the local stage runners;
+- ``export``: TorchScript/ONNX stage files and their manifest (``acnn export``);
 - ``mlserver_runtime``, ``mlserver_peer``: MLServer as a test and benchmark peer.
+
+The run folder and its stages as runnable models are :mod:`adaptive_cnn.run_folder` and
+:mod:`adaptive_cnn.stage`, the runtimes :mod:`energy_models.runtimes`.
 
 Only the codec is imported here; the rest loads torch and gRPC, so import it by module.
 """

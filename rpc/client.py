@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
+from adaptive_cnn.stage import INPUT_NAME, OUTPUT_NAME
 from rpc.auth import bearer
 from rpc.generated import acnn_oip_pb2 as pb
-from rpc.models import INPUT_NAME, OUTPUT_NAME
 from rpc.protocol import UNARY_METHODS, infer_request, method_path, response_outputs
 from rpc.tensors import TensorError
 

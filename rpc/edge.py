@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from adaptive_cnn.run_folder import RunFolder
+from adaptive_cnn.stage import stage_runner
 from energy_models.communication import NO_LINK, LinkModel
 from energy_models.devices import load_device
 from rpc.client import CloudClient, CloudError
-from rpc.export import local_runner
-from rpc.run_folder import RunFolder
 from selector import confidence
 
 
@@ -92,7 +92,8 @@ class EdgeClassifier:
         run: the design run folder.
         cloud: client of the cloud model; None answers forwarded images degraded.
         link: link to charge radio energy to (default: the design's link).
-        runtime: ``torchscript`` (default), ``onnx`` or ``torch`` for the local stages.
+        runtime: ``torchscript`` (default), ``onnxruntime`` or ``torch`` for the local
+            stages: the portable modules ``acnn export`` writes.
         batch_size: images per local batch.
         concurrency: forwarded images in flight at once.
     """
@@ -109,7 +110,7 @@ class EdgeClassifier:
     ) -> None:
         self.run, self.cloud, self.batch_size = run, cloud, max(1, batch_size)
         self.stages = run.local_stages
-        self.runners = [local_runner(run, s.name, runtime) for s in self.stages]
+        self.runners = [stage_runner(run, s, runtime) for s in self.stages]
         self._names = [s.name for s in self.stages]
         self._class_names = run.input.class_names
         # predicted compute energy of an image that ran stages 0..s

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from adaptive_cnn.errors import AcnnError
+from adaptive_cnn.errors import AcnnError, RunFolderError
 
-
-class RunFolderError(AcnnError):
-    """A design run folder is missing, incomplete or malformed."""
+__all__ = ["InputFileError", "RunFolderError", "ServerConfigError"]
 
 
 class InputFileError(AcnnError):

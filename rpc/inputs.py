@@ -15,8 +15,8 @@ from PIL import Image
 
 from adaptive_cnn.data.idx import read_idx
 from adaptive_cnn.errors import DatasetFormatError
+from adaptive_cnn.run_folder import InputSpec
 from rpc.errors import InputFileError
-from rpc.run_folder import InputSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 

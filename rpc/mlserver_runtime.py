@@ -4,7 +4,8 @@ MLServer imports this module in its own process (``implementation`` in
 model-settings.json): it is never imported by acnn itself, and it must not be imported
 where tritonclient is, since both register ``inference.*`` protobuf messages.
 ``parameters.uri`` is the run folder, ``parameters.extra.stage`` the stage name and
-``parameters.extra.runtime`` how it runs (``torchscript`` or ``eager``, as in acnn serve).
+``parameters.extra.runtime`` how it runs (``torchscript``, ``torch`` or ``onnxruntime``,
+as in acnn serve).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from rpc.export import example_input, serving_module
-from rpc.models import OUTPUT_NAME, load_stage_model, run_torch
-from rpc.run_folder import load_run
+from adaptive_cnn.run_folder import load_run
+from adaptive_cnn.stage import OUTPUT_NAME, stage_runner
 
 
 class AcnnStageRuntime(MLModel):
@@ -27,16 +27,17 @@ class AcnnStageRuntime(MLModel):
     async def load(self) -> bool:
         params = self.settings.parameters
         extra = (params.extra if params is not None else None) or {}
-        torch.set_num_threads(int(extra.get("threads", 1)))
-        run = load_run(params.uri)
-        model = load_stage_model(run, str(extra.get("stage", "cloud")))
-        runtime = str(extra.get("runtime", "torchscript"))
-        self._model = serving_module(model, example_input(run), runtime)
+        threads = int(extra.get("threads", 1))
+        torch.set_num_threads(threads)
+        stage, runtime = str(extra.get("stage", "cloud")), str(extra.get("runtime", "torchscript"))
+        self._run = stage_runner(
+            load_run(params.uri), stage, runtime, threads=threads, optimise=True
+        )
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         images = NumpyCodec.decode_input(payload.inputs[0]).astype(np.float32)
-        probs = run_torch(self._model, images)
+        probs = self._run(images)
         return InferenceResponse(
             model_name=self.name,
             model_version=self.version,

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from adaptive_cnn.run_folder import RunFolder, StageSpec
+from adaptive_cnn.stage import INPUT_NAME, OUTPUT_NAME, stage_runner
 from rpc.batching import DynamicBatcher
-from rpc.export import example_input, serving_module
 from rpc.generated import acnn_oip_pb2 as pb
-from rpc.models import INPUT_NAME, OUTPUT_NAME, load_stage_model, run_torch
-from rpc.run_folder import RunFolder, StageSpec
 from rpc.tensors import TensorError, decode_raw
 
 VERSION = "1"
@@ -63,8 +62,9 @@ class ModelRepository:
         run: the design run folder.
         max_batch_size, max_queue_delay_ms, max_queue_size: batcher settings per model.
         names: stage names to serve (default: all, the cloud model as ``cloud``).
-        runtime: how each stage runs: ``torchscript`` (compiled, the default) or ``eager``
-            (see :func:`rpc.export.serving_module`).
+        runtime: how each stage runs: ``torchscript`` (traced, frozen and optimised,
+            checked against eager torch; the default), ``torch`` (eager) or
+            ``onnxruntime`` (see :func:`adaptive_cnn.stage.stage_runner`).
     """
 
     def __init__(
@@ -82,14 +82,15 @@ class ModelRepository:
         for stage in run.stages:
             if names is not None and stage.name not in names:
                 continue
-            model = serving_module(load_stage_model(run, stage), example_input(run), runtime)
+            threads = torch.get_num_threads()  # what acnn serve --threads set
+            runner = stage_runner(run, stage, runtime, threads=threads, optimise=True)
             self.models[stage.name] = ServedModel(
                 name=stage.name,
                 stage=stage,
                 input_shape=run.input.shape,
                 num_classes=run.input.num_classes,
                 batcher=DynamicBatcher(
-                    _runner(model),
+                    runner,
                     max_batch_size=max_batch_size,
                     max_queue_delay_ms=max_queue_delay_ms,
                     max_queue_size=max_queue_size,
@@ -157,7 +158,3 @@ class ModelRepository:
     def close(self, timeout: float | None = None) -> None:
         for model in self.models.values():
             model.batcher.close(timeout)
-
-
-def _runner(model: torch.nn.Module | torch.jit.ScriptModule):
-    return lambda images: run_torch(model, images)

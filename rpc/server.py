@@ -23,12 +23,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 import adaptive_cnn
+from adaptive_cnn.run_folder import RunFolder
+from adaptive_cnn.stage import OUTPUT_NAME
+from energy_models.runtimes import RUNTIMES
 from rpc.auth import TokenAuthInterceptor, read_token, server_credentials
 from rpc.batching import Closed, DeadlineExpired, QueueFull
 from rpc.errors import ServerConfigError
-from rpc.export import SERVING_RUNTIMES
 from rpc.generated import acnn_oip_pb2 as pb
-from rpc.models import OUTPUT_NAME
 from rpc.protocol import (
     SERVICE,
     STREAM_METHOD,
@@ -37,7 +38,6 @@ from rpc.protocol import (
     infer_response,
 )
 from rpc.repository import VERSION, ModelRepository, RequestError
-from rpc.run_folder import RunFolder
 
 log = logging.getLogger("acnn.rpc.server")
 
@@ -60,7 +60,8 @@ class ServerConfig:
         tls_cert, tls_key: PEM files to serve TLS (both or neither).
         tls_client_ca: PEM CA that client certificates must be signed by (mutual TLS).
         token_file: file holding the bearer token calls must present.
-        runtime: how models run: ``torchscript`` (compiled) or ``eager`` torch.
+        runtime: how models run: ``torchscript`` (compiled), ``torch`` (eager) or
+            ``onnxruntime``.
     """
 
     host: str = "127.0.0.1"
@@ -85,8 +86,8 @@ class ServerConfig:
             raise ServerConfigError("--tls-client-ca needs --tls-cert and --tls-key")
         if min(self.max_batch_size, self.max_queue_size, self.workers) < 1:
             raise ServerConfigError("batch size, queue size and workers must be >= 1")
-        if self.runtime not in SERVING_RUNTIMES:
-            runtimes = " or ".join(SERVING_RUNTIMES)
+        if self.runtime not in RUNTIMES:
+            runtimes = ", ".join(RUNTIMES)
             raise ServerConfigError(f"runtime {self.runtime!r}; use {runtimes}")
 
 

@@ -7,6 +7,8 @@ import json
 
 
 def add_parser(commands) -> None:
+    from energy_models.devices import RUNTIMES  # torch-free, unlike energy_models.runtimes
+
     parser = commands.add_parser(
         "classify",
         help="classify images with a design's cascade (local stages, then the cloud)",
@@ -29,7 +31,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--labels", metavar="FILE", help="true labels (IDX or .npy): accuracy")
     parser.add_argument("--json", action="store_true", help="one JSON object per image + summary")
     parser.add_argument(
-        "--runtime", default="torchscript", choices=("torchscript", "onnx", "torch")
+        "--runtime",
+        default="torchscript",
+        choices=RUNTIMES,
+        help="how the local stages run: torchscript (the module acnn export writes), "
+        "onnxruntime or torch (eager); default torchscript",
     )
     parser.add_argument("--batch-size", type=int, default=32, help="images per local batch")
     parser.add_argument("--deadline-ms", type=float, default=2000.0, help="per cloud attempt")
@@ -51,9 +57,9 @@ def add_parser(commands) -> None:
 def run_classify(args: argparse.Namespace) -> int:
     import torch
 
+    from adaptive_cnn.run_folder import load_run
     from rpc.edge import EdgeClassifier
     from rpc.inputs import load_inputs, load_labels
-    from rpc.run_folder import load_run
 
     torch.set_num_threads(max(1, args.threads))
     run = load_run(args.run_dir)

@@ -22,8 +22,8 @@ def add_parser(commands) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from adaptive_cnn.run_folder import load_run
     from rpc.export import export_run
-    from rpc.run_folder import load_run
 
     for path in export_run(load_run(args.run_dir), args.format, args.out):
         print(path)

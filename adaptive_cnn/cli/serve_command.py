@@ -7,6 +7,8 @@ import logging
 
 
 def add_parser(commands) -> None:
+    from energy_models.devices import RUNTIMES  # torch-free, unlike energy_models.runtimes
+
     parser = commands.add_parser(
         "serve",
         help="serve a design's cloud model and local stages over gRPC (Open Inference Protocol)",
@@ -38,9 +40,10 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--runtime",
         default="torchscript",
-        choices=("torchscript", "eager"),
+        choices=RUNTIMES,
         help="how models run: torchscript (traced, frozen, batch norms folded; checked "
-        "against eager within 1e-5) or eager torch (default torchscript)",
+        "against eager torch within 1e-5), torch (eager) or onnxruntime (default "
+        "torchscript)",
     )
     parser.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (TLS)")
     parser.add_argument("--tls-key", metavar="PEM", help="server private key (TLS)")
@@ -62,7 +65,7 @@ def add_parser(commands) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import torch
 
-    from rpc.run_folder import load_run
+    from adaptive_cnn.run_folder import load_run
     from rpc.server import ServerConfig, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")

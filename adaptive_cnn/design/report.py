@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from adaptive_cnn import run_folder
 from adaptive_cnn.design.designer import JOURNAL
-from adaptive_cnn.errors import ConfigError
 from energy_models.profile_store import read_records
 from selector import pareto_front
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The run's result and its journal (evaluations in order)."""
-    result_path = Path(run_dir) / "result.json"
-    if not result_path.exists():
-        raise ConfigError(f"{run_dir} has no result.json: the design has not finished")
-    try:
-        result = json.loads(result_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{result_path} is not valid JSON: {exc}") from exc
+    """The run's result (its summary, validated by :func:`adaptive_cnn.run_folder.load_run`)
+    and its journal (evaluations in order)."""
+    result = dict(run_folder.load_run(run_dir).summary)
     journal = sorted(read_records(Path(run_dir) / JOURNAL), key=lambda r: r["index"])
     return result, journal
 

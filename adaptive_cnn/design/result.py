@@ -8,24 +8,18 @@ test split is evaluated once, here, for the first time.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import yaml
 
 from adaptive_cnn.design.baselines import baseline_archs, evaluate_baselines, solve_and_test
 from adaptive_cnn.design.designer import Designer, Evaluation
 from adaptive_cnn.design.final_choice import FinalCandidate, choose_final
 from adaptive_cnn.design.time_budget import Deadline
+from adaptive_cnn.run_folder import CLOUD_WEIGHTS, write_run, write_weights
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
-
-CLOUD_WEIGHTS = "cloud.pt"
 
 
 @dataclass(frozen=True)
@@ -92,10 +86,8 @@ def write_design(
     thresholds, val_metrics, test_metrics = solve_and_test(designer, val, test, costs)
     test_data = CascadeData.from_probs(test, designer.dataset.test.labels, config.metric)
     bound = oracle(test_data, costs)
-    for i, result in enumerate(results, start=1):
-        torch.save(result.state_dict, run_dir / f"stage{i}.pt")
-    if config.has_cloud:
-        torch.save(designer.cloud_result().state_dict, run_dir / CLOUD_WEIGHTS)
+    cloud_state = designer.cloud_result().state_dict if config.has_cloud else None
+    write_weights(run_dir, [r.state_dict for r in results], cloud_state)
     summary = _summary(designer, best, thresholds, val_metrics, test_metrics, bound, results)
     summary["reranked"] = [c.to_row() for c in ranked]
     summary["baselines"] = evaluate_baselines(designer) if baselines else []
@@ -175,16 +167,15 @@ def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, 
 
 def _write_files(designer: Designer, summary: dict[str, Any]) -> None:
     run_dir = designer.run_dir
-    (run_dir / "design.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
-    (run_dir / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
     rows = [_search_row(e) for e in designer.evaluations]
-    _write_csv(run_dir / "search.csv", rows)
     energy = np.asarray([e.metrics["energy_mj"] for e in designer.evaluations])
     acc = np.asarray([e.metrics["accuracy"] for e in designer.evaluations])
     sent = np.asarray([e.metrics["bytes_per_image"] for e in designer.evaluations])
     front = pareto_front(energy, acc, sent) if len(rows) else []
-    _write_csv(run_dir / "pareto.csv", [rows[i] for i in front])
-    _write_csv(run_dir / "baselines.csv", summary["baselines"])
+    pareto = [rows[i] for i in front]
+    write_run(
+        run_dir, summary, search_rows=rows, pareto_rows=pareto, baseline_rows=summary["baselines"]
+    )
 
 
 def _search_row(e: Evaluation) -> dict[str, Any]:
@@ -202,11 +193,3 @@ def _search_row(e: Evaluation) -> dict[str, Any]:
         "seconds": round(e.seconds, 2),
     }
 
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as f:
-        if not rows:
-            return
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -133,20 +132,16 @@ def _grid(text: str, args: argparse.Namespace, flag: str) -> list[float]:
 
 
 def load_design(run_dir: Path):
-    """The run folder and its summary; corrupt or incomplete folders are one-line errors."""
-    from rpc.run_folder import load_run
+    """The run folder and its summary; corrupt or incomplete folders are one-line errors
+    (:class:`~adaptive_cnn.errors.RunFolderError` from :func:`adaptive_cnn.run_folder.load_run`)."""
+    from adaptive_cnn.run_folder import load_run
 
     if not run_dir.is_dir():
         raise ReproduceError(
             f"{run_dir} is not a folder: pass --run-dir, the --out folder of `acnn design`"
         )
-    try:
-        run = load_run(run_dir)
-        summary = json.loads((run_dir / "result.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReproduceError(f"{run_dir}/result.json is not valid JSON: {exc}") from None
-    except FileNotFoundError:
-        raise ReproduceError(f"{run_dir} holds no result.json: is the design finished?") from None
+    run = load_run(run_dir)
+    summary = run.summary
     if run.cloud_stage is None:
         raise ReproduceError(
             f"{run_dir}: the design has no cloud stage (link none); the offload experiment "

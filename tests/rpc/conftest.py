@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from adaptive_cnn.data import load_dataset
-from rpc.run_folder import load_run
+from adaptive_cnn.run_folder import load_run
 from rpc.server import ServerConfig, make_server
 
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 from adaptive_cnn.cli.main import main
 from adaptive_cnn.data.idx import write_idx
+from energy_models.runtimes import load_torchscript, onnx_runner, run_torch
 from rpc.client import CloudClient
-from rpc.export import load_onnx, load_torchscript
 
 INF = math.inf
 ACNN = str(Path(sys.executable).parent / "acnn")  # the console script of this environment
@@ -37,10 +37,12 @@ def test_exported_stages_match_torch(fmt, run, tmp_path, digits_test, reference_
         path = tmp_path / entry["file"]
         assert str(path) in written
         data = path.read_bytes()
-        runner = load_torchscript(data) if fmt == "torchscript" else load_onnx(data)
-        np.testing.assert_allclose(
-            runner(images), reference_probs(run, name, images), atol=1e-5, rtol=0
-        )
+        if fmt == "torchscript":
+            module = load_torchscript(data)
+            probs = run_torch(module, images)
+        else:
+            probs = onnx_runner(data)(images)
+        np.testing.assert_allclose(probs, reference_probs(run, name, images), atol=1e-5, rtol=0)
 
 
 def test_unknown_export_format_is_refused_by_the_parser(run):

@@ -161,7 +161,7 @@ def test_onnx_runtime_stages_make_the_same_choices(run_with_thresholds, digits_t
     run = run_with_thresholds(0.2, 0.0)
     images = digits_test[0][:40].astype(np.float32)
     by_torchscript, _ = classify(run, images, runtime="torchscript")
-    by_onnx, _ = classify(run, images, runtime="onnx")
+    by_onnx, _ = classify(run, images, runtime="onnxruntime")
     same = [
         (a.stage, a.label) == (b.stage, b.label)
         for a, b in zip(by_torchscript, by_onnx, strict=True)

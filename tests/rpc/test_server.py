@@ -76,8 +76,10 @@ def test_liveness_readiness_and_metadata(run, serve):
     assert status_of(stub["ModelMetadata"], request, timeout=TIMEOUT) == grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.parametrize("runtime", ["torchscript", "eager"])
+@pytest.mark.parametrize("runtime", ["torchscript", "torch", "onnxruntime"])
 def test_every_stage_answers_what_torch_computes(runtime, run, serve, digits_test, reference_probs):
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime")
     server = serve(run, runtime=runtime)
     stub, _ = calls(server.address)
     images = digits_test[0][:5]
@@ -148,7 +150,7 @@ def test_malformed_requests_get_the_right_status(run, serve, case):
 
 @pytest.fixture(scope="module")
 def fuzz_server(runtime_run_dir):
-    from rpc.run_folder import load_run
+    from adaptive_cnn.run_folder import load_run
     from rpc.server import ServerConfig, make_server
 
     server = make_server(

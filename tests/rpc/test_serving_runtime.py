@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import rpc.export
 from adaptive_cnn.data.types import Preprocessing
 from adaptive_cnn.networks import create_network
+from adaptive_cnn.stage import StageModel
+from energy_models.errors import EnergyModelError
+from energy_models.runtimes import compile_runner, optimise_torchscript, run_torch
 from rpc.errors import ServerConfigError
-from rpc.export import serving_module
-from rpc.models import StageModel, run_torch
 from rpc.server import ServerConfig
 
 PRE = Preprocessing(pixel_max=255.0, mean=(0.3,), std=(0.35,))
@@ -40,7 +40,7 @@ def pixels(n: int, seed: int) -> np.ndarray:
 )
 def test_compiled_module_answers_what_eager_torch_does(arch):
     model = stage(arch)
-    compiled = serving_module(model, torch.from_numpy(pixels(2, 0)), "torchscript")
+    compiled = optimise_torchscript(model, (torch.from_numpy(pixels(2, 0)),))
     assert isinstance(compiled, torch.jit.ScriptModule)
     for n in (1, 7, 32):  # batch sizes it was never traced with
         images = pixels(n, n)
@@ -49,19 +49,23 @@ def test_compiled_module_answers_what_eager_torch_does(arch):
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
-def test_eager_runtime_serves_the_model_itself():
+def test_torch_runtime_serves_the_model_itself():
     model = stage("conv:c8k3p-fc32")
-    assert serving_module(model, torch.from_numpy(pixels(2, 0)), "eager") is model
+    runner = compile_runner(model, torch.from_numpy(pixels(2, 0)), "torch", optimise=True)
+    images = pixels(5, 1)
+    np.testing.assert_array_equal(runner(images), run_torch(model, images))
 
 
-def test_a_compiled_module_that_disagrees_is_not_served(monkeypatch):
+def test_a_compiled_module_that_disagrees_is_not_served():
     model = stage("conv:c8k3p-fc32")
-    monkeypatch.setattr(rpc.export, "SERVING_TOLERANCE", -1.0)  # nothing can agree
-    assert serving_module(model, torch.from_numpy(pixels(2, 0)), "torchscript") is model
+    example = (torch.from_numpy(pixels(2, 0)),)
+    assert optimise_torchscript(model, example, tolerance=-1.0) is model  # nothing can agree
 
 
 def test_unknown_runtimes_are_refused():
-    with pytest.raises(ValueError, match="torchscript or eager"):
-        serving_module(stage("conv:c8k3p-fc32"), torch.zeros(2, 1, 28, 28), "onnx")
+    with pytest.raises(EnergyModelError, match="unknown runtime 'onnx'"):
+        compile_runner(stage("conv:c8k3p-fc32"), torch.zeros(2, 1, 28, 28), "onnx")
     with pytest.raises(ServerConfigError, match="runtime 'tensorrt'"):
         ServerConfig(runtime="tensorrt")
+    with pytest.raises(ServerConfigError, match="runtime 'eager'; use torch, torchscript"):
+        ServerConfig(runtime="eager")  # the old name of torch
