@@ -46,6 +46,19 @@ class SweepSize:
 
 DEFAULT_SIZE = SweepSize(layer_networks=60, max_layers=1500, networks=150)
 QUICK_SIZE = SweepSize(layer_networks=8, max_layers=150, networks=30)
+#: input shapes of the sampled networks (C, H, W); a quick profile takes the first only
+DEFAULT_SHAPES = ((1, 28, 28), (3, 32, 32))
+
+
+def sweep_size(quick: bool, layers: int | None = None, networks: int | None = None) -> SweepSize:
+    """:data:`DEFAULT_SIZE` (:data:`QUICK_SIZE` if ``quick``), its caps replaced where given."""
+    base = QUICK_SIZE if quick else DEFAULT_SIZE
+    return SweepSize(base.layer_networks, layers or base.max_layers, networks or base.networks)
+
+
+def default_shapes(quick: bool) -> tuple[tuple[int, int, int], ...]:
+    """The input shapes of a profile's sampled networks when none are given."""
+    return DEFAULT_SHAPES[:1] if quick else DEFAULT_SHAPES
 
 
 class _Pair(nn.Module):

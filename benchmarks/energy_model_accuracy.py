@@ -22,11 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_cnn.cli.energy_commands import format_report
-from adaptive_cnn.cli.main import main as acnn
+from adaptive_cnn.energy_report import format_report
+from adaptive_cnn.errors import AcnnError
 from adaptive_cnn.networks import describe_arch, get_family, list_networks
+from adaptive_cnn.profiling import ProfileRequest, default_shapes, sweep_size, take_profile
+from adaptive_cnn.progress import ProgressLine
 from energy_models.accuracy import accuracy_report
+from energy_models.devices import load_device
+from energy_models.errors import EnergyModelError
 from energy_models.features import LayerTable
+from energy_models.fitting import fit_predictor
 from energy_models.predictor import EnergyPredictor
 from energy_models.profile_store import ProfileData
 
@@ -65,16 +70,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _profile(out: Path, args: argparse.Namespace, extra: list[str]) -> float:
-    common = ["--runtime", args.runtime, "--out", str(out)]
-    if args.threads:
-        common += ["--threads", str(args.threads)]
-    if args.quick:
-        common.append("--quick")
+def _profile(
+    out: Path,
+    args: argparse.Namespace,
+    seed: int = 0,
+    layers: int | None = None,
+    networks: int | None = None,
+) -> float:
+    """Take (or resume) one profile of this machine, as ``acnn profile`` does with
+    ``--runtime``, ``--threads``, ``--quick``, ``--seed``, ``--layers`` and ``--networks``;
+    its wall time in seconds (about 0 when it was complete)."""
+    device = load_device("local")
+    request = ProfileRequest(
+        out=out,
+        device=device,
+        runtime=args.runtime,
+        threads=args.threads or device.threads,
+        size=sweep_size(args.quick, layers, networks),
+        shapes=default_shapes(args.quick),
+        seed=seed,
+        quick=args.quick,
+    )
     start = time.perf_counter()
-    if acnn(["profile", *common, *extra]) != 0:
-        raise SystemExit(f"acnn profile failed for {out}")
+    summary = take_profile(request, progress=ProgressLine)
+    print(
+        f"{out}: {summary.layers} layer and {summary.networks} network records "
+        f"({summary.noisy} flagged noisy); power {summary.power} ({summary.label})"
+    )
     return time.perf_counter() - start
+
+
+def _fit(profile: Path, path: Path) -> None:
+    """Fit the predictor on ``profile`` and save it to ``path``, as ``acnn fit-energy``
+    does (5 folds, seed 0)."""
+    predictor = fit_predictor(ProfileData.load(profile), folds=5, seed=0)
+    predictor.save(path)
+    print(f"wrote {path}: {predictor.source}")
 
 
 def vectorised_timing(predictor: EnergyPredictor, n: int, seed: int = 123) -> dict:
@@ -148,6 +179,20 @@ def main(argv=None) -> int:
     if args.render:
         print(render_markdown(json.loads(args.render.read_text())), end="")
         return 0
+    try:
+        result = measure(args)
+    except (AcnnError, EnergyModelError) as exc:  # e.g. a profile of other settings in --work
+        print(f"energy_model_accuracy: error: {exc}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(render_markdown(result))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Profile (or resume), fit, report and time; the JSON result (tables printed)."""
     tag = f"{args.runtime}{'-quick' if args.quick else ''}"
     fit_dir, held_dir = args.work / f"fit-{tag}", args.work / f"heldout-{tag}"
     if args.fresh:
@@ -156,15 +201,11 @@ def main(argv=None) -> int:
     # The held-out profile: other random networks, and layers of other random networks
     # (configurations also in the fit profile are left out of the layer table).
     held_layers = args.heldout_layers or (60 if args.quick else 600)
-    held_extra = ["--seed", "1", "--layers", str(held_layers)]
-    if args.heldout_networks:
-        held_extra += ["--networks", str(args.heldout_networks)]
-    fit_s = _profile(fit_dir, args, [])
-    held_s = _profile(held_dir, args, held_extra)
+    fit_s = _profile(fit_dir, args)
+    held_s = _profile(held_dir, args, seed=1, layers=held_layers, networks=args.heldout_networks)
     predictor_path = args.work / f"predictor-{tag}.json"
     start = time.perf_counter()
-    if acnn(["fit-energy", str(fit_dir), "--out", str(predictor_path)]) != 0:
-        raise SystemExit("acnn fit-energy failed")
+    _fit(fit_dir, predictor_path)
     fit_seconds = time.perf_counter() - start
     predictor = EnergyPredictor.load(predictor_path)
     held = ProfileData.load(held_dir)
@@ -178,7 +219,7 @@ def main(argv=None) -> int:
         f"block memo), table + predict {speed['table_and_predict_s_median']:.3f} s (median of 3)"
     )
     print(f"profile wall time: fit {fit_s:.0f} s (0 if resumed), held-out {held_s:.0f} s")
-    result = {
+    return {
         "settings": vars(args) | {"work": str(args.work), "out": str(args.out)},
         "predictor": str(predictor_path),
         "profile_seconds": {"fit": fit_s, "heldout": held_s},
@@ -186,11 +227,6 @@ def main(argv=None) -> int:
         "report": report.to_dict(),
         "vectorised": speed,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(render_markdown(result))
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
-    return 0
 
 
 if __name__ == "__main__":

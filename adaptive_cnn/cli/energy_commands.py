@@ -6,11 +6,9 @@ import argparse
 import json
 
 from adaptive_cnn.cli.data_commands import parse_shape
+from adaptive_cnn.energy_report import ESTIMATE_NOTE, format_report
 from adaptive_cnn.progress import ProgressLine
 from adaptive_cnn.tables import format_table, human_count
-
-DEFAULT_SHAPES = ("1x28x28", "3x32x32")
-ESTIMATE_NOTE = "energy is ESTIMATED from the device profile's declared power model (no sensor)"
 
 
 def add_parsers(commands) -> None:
@@ -64,8 +62,8 @@ def _add_profile(commands) -> None:
         "--input-shape",
         action="append",
         metavar="CxHxW",
-        help=f"input shape of the sampled networks, repeatable (default: "
-        f"{' and '.join(DEFAULT_SHAPES)}; --quick: {DEFAULT_SHAPES[0]})",
+        help="input shape of the sampled networks, repeatable (default: 1x28x28 and "
+        "3x32x32; --quick: 1x28x28)",
     )
     p.add_argument("--num-classes", type=int, default=10, metavar="N", help="classifier outputs")
     p.add_argument("--layers", type=int, metavar="N", help="cap on sampled layer configurations")
@@ -99,26 +97,15 @@ def _add_profile(commands) -> None:
 
 def run_profile(args: argparse.Namespace) -> int:
     from adaptive_cnn.errors import ConfigError
-    from adaptive_cnn.profiling import (
-        DEFAULT_SIZE,
-        QUICK_SIZE,
-        ProfileRequest,
-        SweepSize,
-        take_profile,
-    )
+    from adaptive_cnn.profiling import ProfileRequest, default_shapes, sweep_size, take_profile
     from energy_models.devices import load_device
     from energy_models.units import parse_duration_s
 
     if args.repeats < 30:
         raise ConfigError(f"--repeats must be >= 30 (got {args.repeats}): medians need them")
     device = load_device(args.device, user_dir=args.devices_dir)
-    base = QUICK_SIZE if args.quick else DEFAULT_SIZE
-    size = SweepSize(
-        base.layer_networks, args.layers or base.max_layers, args.networks or base.networks
-    )
-    shapes = [
-        parse_shape(s) for s in (args.input_shape or DEFAULT_SHAPES[: 1 if args.quick else 2])
-    ]
+    size = sweep_size(args.quick, args.layers, args.networks)
+    shapes = [parse_shape(s) for s in args.input_shape or ()] or default_shapes(args.quick)
     if device.name != "local":
         _say(
             False,
@@ -291,46 +278,6 @@ def _check_same_triple(predictor, settings) -> None:
             f"the predictor is for device/runtime/threads {mine} but the profile was taken "
             f"with {theirs}"
         )
-
-
-def format_report(report) -> str:
-    """The human-readable energy report (tables)."""
-    lines = [report.predictor_source, ""]
-    layers = report.layers or report.cross_validated_layers
-    caption = (
-        "held-out layer configurations (not in the fit data)"
-        if report.layers
-        else "no held-out layer records: 5-fold cross-validation on the fit data"
-    )
-    rows = [
-        (r.kind, r.n, r.runtime_rmspe, r.runtime_terms, r.power_rmspe, r.power_terms)
-        for r in layers
-    ]
-    headers = ("layer kind", "configs", "runtime RMSPE %", "terms", "power RMSPE %", "terms")
-    lines += [caption, format_table(headers, rows), ""]
-    rows = [
-        ("runtime (layer-wise)", *_cells(report.runtime)),
-        ("runtime (layer-wise, drift-corrected)", *_cells(report.runtime_drift_corrected)),
-        ("runtime (FLOPs-proportional)", *_cells(report.flops_runtime)),
-        ("runtime (FLOPs affine)", *_cells(report.flops_affine_runtime)),
-        ("power (layer-wise)", *_cells(report.power)),
-        ("energy (layer-wise)", *_cells(report.energy)),
-        ("energy (FLOPs-proportional)", *_cells(report.flops_energy)),
-    ]
-    rows += [(f"runtime, {f} only", *_cells(t)) for f, t in report.per_family.items()]
-    lines.append(format_table(("network level", "MAPE %", "RMSPE %", "within 10% (%)"), rows))
-    lines.append(
-        f"\n{report.n_networks} held-out networks ({report.n_excluded} excluded: in the fit "
-        f"data); session speed ratio {report.session_speed_ratio:.3f} (held-out / fit latency "
-        f"of {report.n_anchors} anchor networks timed in both; drift-corrected rows scale by it)"
-    )
-    if report.estimated:
-        lines.append(ESTIMATE_NOTE)
-    return "\n".join(lines)
-
-
-def _cells(t) -> tuple:
-    return (round(t.mape, 2), round(t.rmspe, 2), round(t.within_10pct, 1))
 
 
 def _add_predict(commands) -> None:
