@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adaptive_cnn.design.baselines import baseline_archs, evaluate_baselines, solve_and_test
+from adaptive_cnn.design.config import DesignConfig
+from adaptive_cnn.design.context import RunContext
 from adaptive_cnn.design.designer import Designer, Evaluation
 from adaptive_cnn.design.final_choice import FinalCandidate, choose_final
 from adaptive_cnn.design.time_budget import Deadline
@@ -24,9 +27,31 @@ from selector import CascadeData, ExitPolicy, oracle, pareto_front
 
 @dataclass(frozen=True)
 class DesignResult:
-    """What ``acnn design --json`` prints (plus the files it writes)."""
+    """A finished design: what ``acnn design --json`` prints, and its run folder.
+
+    Attributes:
+        summary: the run folder's ``result.json`` (stages, thresholds, test and
+            validation figures, baselines, the resolved config).
+        run_dir: the run folder.
+    """
 
     summary: dict[str, Any]
+    run_dir: Path
+
+    @property
+    def stages(self) -> list[str]:
+        """The architecture of each stage, the cloud's last if any."""
+        return [s["arch"] for s in self.summary["stages"]]
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.summary["test_accuracy"])
+
+    @property
+    def energy_mj(self) -> float:
+        """Device energy per image on the test split (``energy_source`` says whether it is
+        estimated from a declared power model or predicted from measured power)."""
+        return float(self.summary["energy_mj"])
 
 
 def finalise(
@@ -43,25 +68,29 @@ def finalise(
     designs whose estimated final training (and the baselines') still fits; the skipped
     ones are listed in the result (``rerank_skipped``).
     """
-    choice = choose_final(designer, say, deadline, trained_after_choice(designer, baselines))
+    choice = choose_final(designer, say, deadline, trained_after_choice(designer.config, baselines))
     return write_design(
-        designer,
+        designer.context,
         choice.best,
         choice.ranked,
+        designer.evaluations,
+        designer.trained_infeasible,
         baselines,
         {"rerank_skipped": [c.to_row() for c in choice.skipped]},
     )
 
 
-def trained_after_choice(designer: Designer, baselines: bool) -> list[str]:
+def trained_after_choice(config: DesignConfig, baselines: bool) -> list[str]:
     """The networks :func:`finalise` trains after choosing the design (the baselines')."""
-    return baseline_archs(designer.config.baseline_family) if baselines else []
+    return baseline_archs(config.baseline_family) if baselines else []
 
 
 def write_design(
-    designer: Designer,
+    context: RunContext,
     chosen: FinalCandidate,
     ranked: list[FinalCandidate],
+    evaluations: list[Evaluation],
+    trained_infeasible: int,
     baselines: bool = True,
     extra: dict[str, Any] | None = None,
 ) -> DesignResult:
@@ -69,35 +98,39 @@ def write_design(
     write the run folder; :func:`finalise` for BO, the single-path design likewise.
 
     Args:
-        designer: the run's designer (settings, data, costs, cache, evaluations).
+        context: the run's settings, data, costs, cache and folder.
         chosen: the design and its final-budget networks.
         ranked: every design trained at the final budget to choose it.
+        evaluations: every design the search evaluated (its journal).
+        trained_infeasible: how many of them were trained and broke a budget.
         baselines: also train and test the fixed baselines.
         extra: method-specific entries added to the summary.
     """
-    config, run_dir = designer.config, designer.run_dir
+    config, run_dir = context.config, context.run_dir
     best, results = chosen.evaluation, list(chosen.results)
     val = [r.val_probs for r in results]
     test = [r.test_probs for r in results]
     if config.has_cloud:
-        val.append(designer.cloud_probs("val"))
-        test.append(designer.cloud_probs("test"))
-    costs = designer.costs.stage_costs(best.stages)
-    thresholds, val_metrics, test_metrics = solve_and_test(designer, val, test, costs)
-    test_data = CascadeData.from_probs(test, designer.dataset.test.labels, config.metric)
+        val.append(context.cloud_probs("val"))
+        test.append(context.cloud_probs("test"))
+    costs = context.costs.stage_costs(best.stages)
+    thresholds, val_metrics, test_metrics = solve_and_test(context, val, test, costs)
+    test_data = CascadeData.from_probs(test, context.dataset.test.labels, config.metric)
     bound = oracle(test_data, costs)
-    cloud_state = designer.cloud_result().state_dict if config.has_cloud else None
+    cloud_state = context.cloud_result().state_dict if config.has_cloud else None
     write_weights(run_dir, [r.state_dict for r in results], cloud_state)
-    summary = _summary(designer, best, thresholds, val_metrics, test_metrics, bound, results)
+    summary = _summary(context, best, thresholds, val_metrics, test_metrics, bound, results)
+    summary["evaluations"] = len(evaluations)
+    summary["trained_infeasible"] = trained_infeasible
     summary["reranked"] = [c.to_row() for c in ranked]
-    summary["baselines"] = evaluate_baselines(designer) if baselines else []
+    summary["baselines"] = evaluate_baselines(context) if baselines else []
     summary.update(extra or {})
-    _write_files(designer, summary)
-    return DesignResult(summary)
+    _write_files(run_dir, evaluations, summary)
+    return DesignResult(summary, run_dir)
 
 
-def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, bound, results):
-    config, costs = designer.config, designer.costs
+def _summary(context, best: Evaluation, thresholds, val_metrics, test_metrics, bound, results):
+    config, costs = context.config, context.costs
     stages = []
     for i, (arch, result) in enumerate(zip(best.stages, results, strict=True), start=1):
         local = costs.local(arch)
@@ -145,8 +178,8 @@ def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, 
         "thresholds": list(thresholds),
         "policy": ExitPolicy(tuple(thresholds), config.metric).to_dict(),
         "oracle": {"test_accuracy": bound.accuracy, "energy_mj": bound.energy_mj},
-        "evaluations": len(designer.evaluations),
-        "trained_infeasible": designer.trained_infeasible,
+        "evaluations": 0,  # the search's figures, set by write_design
+        "trained_infeasible": 0,
         "best_evaluation": best.index,
         "search_val_accuracy": best.metrics["accuracy"],
         "energy_source": "estimated" if costs.estimated else "measured",
@@ -155,22 +188,21 @@ def _summary(designer, best: Evaluation, thresholds, val_metrics, test_metrics, 
         "cloud_latency_ms": config.cloud_latency_ms,
         "device": costs.device.name,
         "input": {
-            "dataset": designer.dataset.name,
-            "shape": list(designer.dataset.input_shape),
-            "num_classes": designer.dataset.num_classes,
-            "class_names": list(designer.dataset.class_names),
-            "preprocessing": designer.dataset.preprocessing.to_dict(),
+            "dataset": context.dataset.name,
+            "shape": list(context.dataset.input_shape),
+            "num_classes": context.dataset.num_classes,
+            "class_names": list(context.dataset.class_names),
+            "preprocessing": context.dataset.preprocessing.to_dict(),
         },
         "config": config.to_dict(),
     }
 
 
-def _write_files(designer: Designer, summary: dict[str, Any]) -> None:
-    run_dir = designer.run_dir
-    rows = [_search_row(e) for e in designer.evaluations]
-    energy = np.asarray([e.metrics["energy_mj"] for e in designer.evaluations])
-    acc = np.asarray([e.metrics["accuracy"] for e in designer.evaluations])
-    sent = np.asarray([e.metrics["bytes_per_image"] for e in designer.evaluations])
+def _write_files(run_dir: Path, evaluations: list[Evaluation], summary: dict[str, Any]) -> None:
+    rows = [_search_row(e) for e in evaluations]
+    energy = np.asarray([e.metrics["energy_mj"] for e in evaluations])
+    acc = np.asarray([e.metrics["accuracy"] for e in evaluations])
+    sent = np.asarray([e.metrics["bytes_per_image"] for e in evaluations])
     front = pareto_front(energy, acc, sent) if len(rows) else []
     pareto = [rows[i] for i in front]
     write_run(
@@ -192,4 +224,3 @@ def _search_row(e: Evaluation) -> dict[str, Any]:
         "screened": e.screened or "",
         "seconds": round(e.seconds, 2),
     }
-
