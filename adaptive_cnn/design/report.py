@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_cnn import run_folder
-from adaptive_cnn.design.designer import JOURNAL
-from energy_models.profile_store import read_records
+from adaptive_cnn.design import journal as journal_file
 from selector import pareto_front
 
 
@@ -17,8 +16,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The run's result (its summary, validated by :func:`adaptive_cnn.run_folder.load_run`)
     and its journal (evaluations in order)."""
     result = dict(run_folder.load_run(run_dir).summary)
-    journal = sorted(read_records(Path(run_dir) / JOURNAL), key=lambda r: r["index"])
-    return result, journal
+    return result, journal_file.records(Path(run_dir))
 
 
 def best_so_far(journal: list[dict[str, Any]]) -> np.ndarray:
