@@ -25,6 +25,9 @@ Per seed, on the real dataset, with this machine's energy predictor (device ener
 
 Prints tables and writes one JSON file with every figure, the settings and the machine,
 and a PNG of best feasible validation accuracy vs evaluations (every search, every seed).
+The search and training options, their checks and the loading of dataset, device and
+predictor are ``acnn reproduce``'s (:mod:`adaptive_cnn.reproduce.design_runs`), with this
+benchmark's own defaults (:data:`DEFAULTS`); only the measurement is here.
 
     python benchmarks/design_quality.py [--seeds 0 1 2] [--trials 12] [--out FILE]
     python benchmarks/design_quality.py --render FILE.json   # tables and plot again
@@ -38,21 +41,24 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psutil
 
-from adaptive_cnn.data import load_dataset
-from adaptive_cnn.design import CostModel, default_predictor
 from adaptive_cnn.design.final_choice import choose_final
 from adaptive_cnn.progress import ProgressLine
-from adaptive_cnn.reproduce.design_runs import ISO_MARGINS, DesignBench, SearchSettings
+from adaptive_cnn.reproduce.design_runs import (
+    PAIRS,
+    DesignBench,
+    add_search_arguments,
+    energy_label,
+    open_bench,
+    settings_from_args,
+)
 from adaptive_cnn.reproduce.registry import ReproduceError
-from adaptive_cnn.training import TrainingCache, default_cache_dir
-from energy_models.devices import load_device
-from energy_models.predictor import EnergyPredictor
 from selector import CascadeData, oracle
 
 SEARCHES = {  # name -> (strategy, threshold mode)
@@ -64,49 +70,23 @@ SEARCHES = {  # name -> (strategy, threshold mode)
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS.parents[1]
 PATH_SETTINGS = ("predictor", "run_dir", "cache_dir")
+#: this benchmark's defaults where they differ from acnn reproduce's (design_runs.FULL):
+#: longer searches, larger proxy subsets, and torch's default thread count
+DEFAULTS = {"trials": 16, "proxy_subset": 6000, "threads": None}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument(
-        "--family",
-        default="conv",
-        help="network family of the single networks, the big/little pairs and (unless "
-        "--stage-family) every searched stage (default: conv)",
-    )
-    p.add_argument(
-        "--stage-family",
-        action="append",
-        metavar="NAME",
-        help="family of one local stage of the searches (repeat, one per stage)",
-    )
+    # the searches' and trainings' settings, as acnn reproduce declares them (defaults:
+    # this benchmark's own, DEFAULTS)
+    add_search_arguments(p, "seeds (default 0 1 2)", DEFAULTS)
     p.add_argument("--stages", type=int, default=2, help="local stages (default: 2)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--trials", type=int, default=16, help="evaluations per search")
     p.add_argument(
         "--searches",
         nargs="+",
         choices=tuple(SEARCHES),
         default=list(SEARCHES),
         help="the searches to run (default all; bo, the design's, always runs)",
-    )
-    p.add_argument("--initial-points", type=int, default=4)
-    p.add_argument("--candidates", type=int, default=300)
-    p.add_argument("--proxy-subset", type=int, default=6000, help="images per proxy training")
-    p.add_argument("--proxy-epochs", type=float, default=1.0)
-    p.add_argument("--final-epochs", type=float, default=3.0)
-    p.add_argument(
-        "--target-ratio",
-        type=float,
-        default=2.5,
-        help="search budget = best single network's energy / this (default: 2.5)",
-    )
-    p.add_argument(
-        "--iso-points",
-        type=float,
-        default=0.5,
-        help="iso-accuracy: within this many points of the best single (default: 0.5)",
     )
     p.add_argument(
         "--search-objective",
@@ -116,36 +96,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         "iso: they minimise energy at the iso-accuracy target (validation), under the same "
         "budget, which is what the energy ratios measure",
     )
-    p.add_argument(
-        "--iso-margin",
-        choices=ISO_MARGINS,
-        default="paired-se",
-        help="validation margin on the iso target: paired-se (default) raises it by the "
-        "standard error of each cascade's accuracy minus the best single's on validation; "
-        "none uses the target as is",
-    )
-    p.add_argument(
-        "--rerank",
-        type=int,
-        default=3,
-        help="the aware search's K best designs are trained fully; best on val wins",
-    )
-    p.add_argument(
-        "--no-reference-seeds",
-        action="store_true",
-        help="searches start from random designs, not the hand-picked reference cascades",
-    )
-    p.add_argument(
-        "--last-stage",
-        metavar="ARCH",
-        help="every search fixes its last local stage to this network (small, medium, large "
-        "or an architecture string), fully trained, and searches the stages before it",
-    )
-    p.add_argument("--device", default="local", help="device profile (default: local)")
-    p.add_argument("--predictor", help="energy predictor file (default: this machine's)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads for training")
-    p.add_argument("--cache-dir", type=Path, help="training cache (default: acnn's)")
-    p.add_argument("--run-dir", type=Path, help="search journals (default: next to --out)")
     p.add_argument("--out", type=Path, default=RESULTS / "design_quality.json")
     p.add_argument("--quiet", action="store_true")
     p.add_argument(
@@ -171,27 +121,20 @@ def main(argv=None) -> int:
         print(f"wrote {plot_curves(report, target.with_suffix('.png'))}")
         return 0
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
-    cache_root = args.cache_dir or default_cache_dir()
-    run_root = args.run_dir or args.out.with_suffix("")
-    dataset = load_dataset(args.dataset)
-    device = load_device(args.device)
     bars = None if args.quiet else ProgressLine
-    predictor = EnergyPredictor.load(
-        args.predictor or default_predictor(device, cache_root, say, bars)
-    )
-    costs = CostModel(
-        predictor, device, "none", dataset.input_shape, dataset.num_classes, cloud_latency_ms=0
-    )
-    bench = _Bench(args, dataset, costs, TrainingCache(cache_root), run_root, say)
-    started = time.monotonic()
     try:
-        seeds = [bench.run_seed(seed) for seed in args.seeds]
+        settings = settings_from_args(args, DEFAULTS)
+        run_root = args.run_dir or args.out.with_suffix("")
+        bench, predictor = open_bench(settings, args, run_root, say, bars)
+        quality = Quality(bench, args.stages, args.searches, args.search_objective)
+        started = time.monotonic()
+        seeds = [quality.run_seed(seed) for seed in settings.seeds]
     except ReproduceError as exc:  # e.g. a journal of other settings under --run-dir
         print(f"design_quality: error: {exc}", file=sys.stderr)
         return 2
     report = {
         "benchmark": "design_quality",
-        "energy_source": "estimated" if costs.estimated else "measured",
+        "energy_source": energy_label(predictor),
         "energy_note": predictor.source,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": _machine(),
@@ -206,38 +149,31 @@ def main(argv=None) -> int:
     return 0
 
 
-class _Bench(DesignBench):
-    """One seed's figures on :class:`DesignBench` (the searches, trainings and iso-accuracy
-    thresholds ``acnn reproduce`` shares), plus the efficiency of every search."""
+class Quality:
+    """One seed's figures, measured on a :class:`DesignBench` (the searches, trainings
+    and iso-accuracy thresholds ``acnn reproduce`` shares): the design against the fixed
+    systems, and the efficiency of every search.
 
-    def __init__(self, args, dataset, costs: CostModel, cache, run_root: Path, say) -> None:
-        settings = SearchSettings(  # the searches' DesignConfig, as acnn reproduce has it
-            dataset=args.dataset,
-            seeds=tuple(args.seeds),
-            trials=args.trials,
-            initial_points=args.initial_points,
-            candidates=args.candidates,
-            proxy_subset=args.proxy_subset,
-            proxy_epochs=args.proxy_epochs,
-            final_epochs=args.final_epochs,
-            rerank=args.rerank,
-            threads=args.threads,
-            family=args.family,
-            device=args.device,
-            reference_seeds=not args.no_reference_seeds,
-            target_ratio=args.target_ratio,
-            iso_points=args.iso_points,
-            iso_margin=args.iso_margin,
-            last_stage=args.last_stage,
-            stage_families=tuple(args.stage_family or ()),
-        )
-        super().__init__(settings, dataset, costs, cache, run_root, say)
-        self.stages, self.searches = args.stages, args.searches
-        self.objective = args.search_objective
+    Args:
+        bench: the bench (settings, dataset, cost model, cache, journal root).
+        stages: local stages of the searched designs.
+        searches: the searches to run besides ``bo`` (names in :data:`SEARCHES`).
+        objective: ``budget`` (maximise accuracy under the budget) or ``iso`` (minimise
+            energy at the iso-accuracy target under it).
+    """
+
+    # a plain class, not a dataclass: the tests load this file without registering it
+    # in sys.modules, which dataclasses need to resolve postponed annotations
+    def __init__(
+        self, bench: DesignBench, stages: int, searches: Sequence[str], objective: str
+    ) -> None:
+        self.bench, self.stages = bench, stages
+        self.searches, self.objective = searches, objective
 
     def run_seed(self, seed: int) -> dict[str, Any]:
-        singles = self.singles(seed)
-        best_name, budget_mj, target = self.budget(singles)
+        bench = self.bench
+        singles = bench.singles(seed)
+        best_name, budget_mj, target = bench.budget(singles)
         best = singles[best_name]
         floor = target if self.objective == "iso" else None
         searches = {
@@ -248,12 +184,12 @@ class _Bench(DesignBench):
         design_stages = searches["bo"].pop("best_stages")
         for s in searches.values():
             s.pop("best_stages", None)
-        self.say(f"seed {seed}: training the design {' | '.join(design_stages)} fully")
-        reference = self.final(self.refs[best_name], seed)
+        bench.say(f"seed {seed}: training the design {' | '.join(design_stages)} fully")
+        reference = bench.final(bench.refs[best_name], seed)
         design = self.iso_cascade(design_stages, seed, target, reference, with_oracle=True)
         pairs = {
-            f"{a}/{b}": self.iso_cascade([self.refs[a], self.refs[b]], seed, target, reference)
-            for a, b in (("small", "medium"), ("small", "large"), ("medium", "large"))
+            f"{a}/{b}": self.iso_cascade([bench.refs[a], bench.refs[b]], seed, target, reference)
+            for a, b in PAIRS
         }
         best_pair = min(pairs, key=lambda k: (not pairs[k]["iso_ok"], pairs[k]["energy_mj"]))
         return {
@@ -281,7 +217,8 @@ class _Bench(DesignBench):
     ):
         """Run (or resume) one search; its curve, counts and (for ``bo``) the design
         (``floor``: the searches minimise energy at this validation accuracy)."""
-        designer = self.search(seed, name, strategy, mode, budget_mj, self.stages, floor)
+        say = self.bench.say
+        designer = self.bench.search(seed, name, strategy, mode, budget_mj, self.stages, floor)
         ordered = designer.evaluations  # the first `trials`, in order
         curve, best = [], float("nan")
         for e in ordered:
@@ -291,7 +228,7 @@ class _Bench(DesignBench):
         feasible = [e for e in ordered if e.feasible]
         extra: dict[str, Any] = {"best_stages": None}
         if feasible and name == "bo":  # the design: the shortlist re-ranked at full training
-            choice = choose_final(designer, lambda t: self.say(f"seed {seed} {name}: {t}"))
+            choice = choose_final(designer, lambda t: say(f"seed {seed} {name}: {t}"))
             extra = {
                 "best_stages": choice.best.evaluation.stages,
                 "reranked": [c.to_row() for c in choice.ranked],
@@ -312,16 +249,17 @@ class _Bench(DesignBench):
     def iso_cascade(self, stages, seed: int, target: float, reference, with_oracle=False):
         """Final-trained networks, thresholds of least energy reaching ``target`` on val
         (raised by the ``--iso-margin`` against ``reference``, the best single)."""
-        results = [self.final(arch, seed) for arch in stages]
-        costs = self.costs.stage_costs(stages)
-        row = self.iso_system(results, costs, target, with_oracle, reference=reference)
+        bench = self.bench
+        results = [bench.final(arch, seed) for arch in stages]
+        costs = bench.costs.stage_costs(stages)
+        row = bench.iso_system(results, costs, target, with_oracle, reference=reference)
         row.update(
             stages=list(stages),
             stage_test_accuracy=[r.test_accuracy for r in results],
             iso_ok=row["val_target_met"],
         )
         if with_oracle:
-            labels = self.dataset.test.labels
+            labels = bench.dataset.test.labels
             test = CascadeData.from_probs([r.test_probs for r in results], labels, "margin")
             row["oracle_full"] = oracle(test, costs).to_dict()
         return row

@@ -171,15 +171,32 @@ def _threads(text: str) -> int | None:
     return value
 
 
-def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
-    """The options ``adaptive`` and ``hyperpower`` share (defaults: FULL, or QUICK)."""
-    full, quick = FULL, QUICK
+def add_search_arguments(
+    p: argparse.ArgumentParser, seeds_help: str, defaults: Mapping[str, Any] | None = None
+) -> None:
+    """The options ``adaptive``, ``hyperpower`` and ``benchmarks/design_quality.py`` share.
+
+    Args:
+        p: the parser to add them to.
+        seeds_help: the help of ``--seeds``.
+        defaults: a parser without ``--quick`` (design_quality): its values of the
+            :data:`FULL` keys that differ, set as the parser's defaults (pass the same to
+            :func:`settings_from_args`). Without them those flags default to None and
+            :func:`settings_from_args` takes FULL's, or QUICK's with ``--quick``.
+    """
+    full = {**FULL, **(defaults or {})}
+    if defaults is not None:
+        p.set_defaults(**full)
+
+    def quick(key: str) -> str:
+        return "" if defaults is not None else f"; --quick {QUICK[key]}"
+
     p.add_argument("--seeds", type=int, nargs="+", metavar="S", help=seeds_help)
     p.add_argument(
         "--trials",
         type=int,
         metavar="N",
-        help=f"evaluations per search (default {full['trials']}; --quick {quick['trials']})",
+        help=f"evaluations per search (default {full['trials']}{quick('trials')})",
     )
     p.add_argument(
         "--proxy-subset",
@@ -201,10 +218,10 @@ def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
         "--threads",
         type=_threads,
         metavar="N",
-        help="torch threads (default 1; cache key); 0 = torch's default, as design_quality "
-        "runs without --threads",
+        help=f"torch threads, a cache key (default {full['threads'] or 0}); 0: torch's "
+        "default thread count (design_quality's default)",
     )
-    p.add_argument("--dataset", help=f"default {full['dataset']}; --quick {quick['dataset']}")
+    p.add_argument("--dataset", help=f"default {full['dataset']}{quick('dataset')}")
     p.add_argument("--data-dir", metavar="DIR", help="dataset folder, if not the default")
     p.add_argument(
         "--family",
@@ -232,8 +249,9 @@ def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
         "--run-dir",
         type=Path,
         metavar="DIR",
-        help="search journals RUN/seedS/NAME, reused when they match (default OUT/searches; "
-        "e.g. benchmarks/results/design_quality_v2)",
+        help="search journals RUN/seedS/NAME, reused when they match (default: acnn "
+        "reproduce OUT/searches, design_quality --out without .json; e.g. "
+        "benchmarks/results/design_quality_v2)",
     )
     p.add_argument(
         "--no-reference-seeds",
@@ -268,9 +286,15 @@ def add_search_arguments(p: argparse.ArgumentParser, seeds_help: str) -> None:
     )
 
 
-def settings_from_args(args: argparse.Namespace) -> SearchSettings:
-    """Flags over the --quick or full defaults; bad values are one-line errors."""
-    base = QUICK if args.quick else FULL
+def settings_from_args(
+    args: argparse.Namespace, defaults: Mapping[str, Any] | None = None
+) -> SearchSettings:
+    """Flags over the --quick or full defaults (or over FULL updated by ``defaults``, as
+    given to :func:`add_search_arguments`); bad values are one-line errors."""
+    if defaults is not None:
+        base = {**FULL, **defaults}
+    else:
+        base = QUICK if args.quick else FULL
     pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
     pick["threads"] = pick["threads"] or None  # 0: torch's default thread count
     if pick["trials"] < 1 or not pick["seeds"]:
@@ -294,8 +318,11 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     )
 
 
-def resolve_predictor(args: argparse.Namespace, device: Any, cache_root: Path, say) -> Path:
-    """--predictor, else the repository's full predictor, else this machine's default."""
+def resolve_predictor(
+    args: argparse.Namespace, device: Any, cache_root: Path, say, progress=None
+) -> Path:
+    """--predictor, else the repository's full predictor, else this machine's default
+    (``progress``: bars for its profile, if one must be taken)."""
     from adaptive_cnn.design import default_predictor
 
     if args.predictor is not None:
@@ -304,7 +331,7 @@ def resolve_predictor(args: argparse.Namespace, device: Any, cache_root: Path, s
         return args.predictor
     if REPO_PREDICTOR.is_file():
         return REPO_PREDICTOR
-    return default_predictor(device, cache_root, say)
+    return default_predictor(device, cache_root, say, progress)
 
 
 # --- journals ------------------------------------------------------------------------
@@ -535,9 +562,14 @@ class DesignBench:
 
 
 def open_bench(
-    settings: SearchSettings, args: argparse.Namespace, run_root: Path, say: Callable
+    settings: SearchSettings,
+    args: argparse.Namespace,
+    run_root: Path,
+    say: Callable,
+    progress: Callable | None = None,
 ) -> tuple[DesignBench, Any]:
-    """Load the dataset, device, predictor and cache; the bench and the predictor."""
+    """Load the dataset, device, predictor and cache; the bench and the predictor
+    (``progress``: a bar factory for the default predictor's profile, if one is taken)."""
     from adaptive_cnn.data import load_dataset
     from adaptive_cnn.design import CostModel
     from adaptive_cnn.training import TrainingCache, default_cache_dir
@@ -546,7 +578,7 @@ def open_bench(
 
     cache_root = args.cache_dir or default_cache_dir()
     device = load_device(settings.device)
-    predictor_path = resolve_predictor(args, device, cache_root, say)
+    predictor_path = resolve_predictor(args, device, cache_root, say, progress)
     predictor = EnergyPredictor.load(predictor_path)
     say(f"loading {settings.dataset}; predictor {predictor_path}")
     dataset = load_dataset(settings.dataset, data_dir=settings.data_dir, seed=0)
