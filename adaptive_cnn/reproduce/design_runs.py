@@ -15,7 +15,6 @@ Device energies are the layer-wise predictor's: estimates wherever its power is 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -29,8 +28,6 @@ from adaptive_cnn.reproduce.registry import ReproduceError
 
 JOURNAL, SEARCH_CONFIG = "journal.jsonl", "config.json"
 ISO_MARGINS = ("paired-se", "none")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REPO_PREDICTOR = REPO_ROOT / "benchmarks" / "results" / "predictor-torch-full.json"
 #: design_quality's searches: name -> (strategy, threshold mode)
 SEARCHES = {
     "bo": ("bo", "inner"),
@@ -38,32 +35,6 @@ SEARCHES = {
     "random": ("random", "inner"),
 }
 PAIRS = (("small", "medium"), ("small", "large"), ("medium", "large"))
-#: DesignConfig fields a reused journal must share with the requested search (the rest,
-#: such as trials, rerank or final epochs, do not change the journalled evaluations).
-JOURNAL_KEYS = (
-    "dataset",
-    "data_dir",
-    "split_seed",
-    "local_stages",
-    "families",
-    "link",
-    "device",
-    "mode",
-    "strategy",
-    "seed",
-    "proxy_epochs",
-    "proxy_subset",
-    "initial_points",
-    "candidates",
-    "metric",
-    "threads",
-    "reference_seeds",
-    "min_accuracy",
-    "max_bytes",
-    "last_stage",
-)
-#: What an older journal that lacks one of these keys was run with.
-JOURNAL_DEFAULTS: dict[str, Any] = {"last_stage": None}
 FULL = {  # the settings of the design_quality v2 runs, so their trainings are reused
     "dataset": "fashion-mnist",
     "seeds": [0, 1, 2],
@@ -128,8 +99,19 @@ class SearchSettings:
     ) -> Any:
         """The search's :class:`DesignConfig`, field for field as design_quality builds it
         (``min_accuracy``: minimise energy subject to it, under ``budget_mj``)."""
-        from adaptive_cnn.design import DesignConfig
+        from adaptive_cnn.design import BOSettings, DesignConfig
 
+        search = BOSettings(
+            mode=mode,
+            strategy=strategy,
+            trials=self.trials,
+            initial_points=self.initial_points,
+            candidates=self.candidates,
+            proxy_epochs=self.proxy_epochs,
+            rerank=self.rerank,
+            reference_seeds=self.reference_seeds,
+            last_stage=self.last_stage if stages > 1 else None,
+        )
         return DesignConfig(
             budget_mj=budget_mj,
             min_accuracy=min_accuracy,
@@ -139,19 +121,11 @@ class SearchSettings:
             families=self.searched_families(stages),
             link="none",
             device=self.device,
-            mode=mode,
-            strategy=strategy,
-            trials=self.trials,
-            initial_points=self.initial_points,
-            candidates=self.candidates,
             seed=seed,
-            proxy_epochs=self.proxy_epochs,
             proxy_subset=self.proxy_subset,
             final_epochs=self.final_epochs,
             threads=self.threads,
-            reference_seeds=self.reference_seeds,
-            last_stage=self.last_stage if stages > 1 else None,
-            rerank=self.rerank,
+            search=search,
         )
 
     def searched_families(self, stages: int) -> tuple[str, ...]:
@@ -241,8 +215,7 @@ def add_search_arguments(
         "--predictor",
         type=Path,
         metavar="FILE",
-        help="energy predictor (default benchmarks/results/predictor-torch-full.json if "
-        "present, else this machine's, as acnn design gets it)",
+        help="energy predictor (default: this machine's, as acnn design gets it)",
     )
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="training cache (default acnn's)")
     p.add_argument(
@@ -321,45 +294,18 @@ def settings_from_args(
 def resolve_predictor(
     args: argparse.Namespace, device: Any, cache_root: Path, say, progress=None
 ) -> Path:
-    """--predictor, else the repository's full predictor, else this machine's default
-    (``progress``: bars for its profile, if one must be taken)."""
+    """--predictor, else this machine's default predictor (as acnn design gets it;
+    ``progress``: bars for its profile, if one must be taken)."""
     from adaptive_cnn.design import default_predictor
 
     if args.predictor is not None:
         if not args.predictor.is_file():
             raise ReproduceError(f"--predictor {args.predictor}: no such file")
         return args.predictor
-    if REPO_PREDICTOR.is_file():
-        return REPO_PREDICTOR
     return default_predictor(device, cache_root, say, progress)
 
 
 # --- journals ------------------------------------------------------------------------
-
-
-def journal_mismatches(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
-    """Settings where a journal's saved config differs from the wanted one (readable).
-
-    The budget is compared with a relative tolerance of 1e-9 (it is a derived float);
-    every other key in :data:`JOURNAL_KEYS` must be equal. Keys missing from ``saved``
-    take their :data:`JOURNAL_DEFAULTS` value, or are skipped (older journals lack newer
-    fields).
-    """
-    found = []
-    a, b = saved.get("budget_mj"), wanted.get("budget_mj")
-    if a is not None and b is not None and not math.isclose(a, b, rel_tol=1e-9):
-        found.append(f"budget_mj {a:.6g} (wanted {b:.6g})")
-    for key in JOURNAL_KEYS:
-        if key not in saved and key not in JOURNAL_DEFAULTS:
-            continue
-        value = saved.get(key, JOURNAL_DEFAULTS.get(key))
-        if _norm(value) != _norm(wanted.get(key)):
-            found.append(f"{key} {value!r} (wanted {wanted.get(key)!r})")
-    return found
-
-
-def _norm(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def saved_config(run_dir: Path) -> dict[str, Any] | None:
@@ -382,7 +328,9 @@ def check_journal(run_dir: Path, config: Any) -> None:
                 f"{run_dir} holds a journal but no {SEARCH_CONFIG}: its settings are unknown"
             )
         return
-    wrong = journal_mismatches(saved, config.to_dict())
+    from adaptive_cnn.design import journal
+
+    wrong = journal.mismatches(saved, config.to_dict())
     if wrong:
         raise ReproduceError(
             f"{run_dir} belongs to another search: {'; '.join(wrong)}; pass matching options "
@@ -392,9 +340,9 @@ def check_journal(run_dir: Path, config: Any) -> None:
 
 def journal_records(run_dir: Path, trials: int) -> list[dict[str, Any]]:
     """The first ``trials`` journalled evaluations, by index (a longer run counts so far)."""
-    from energy_models.profile_store import read_records
+    from adaptive_cnn.design import journal
 
-    return sorted(read_records(run_dir / JOURNAL), key=lambda r: r["index"])[:trials]
+    return journal.records(run_dir)[:trials]
 
 
 def saved_budget(seed_dir: Path, names: Sequence[str]) -> float | None:
@@ -481,24 +429,28 @@ class DesignBench:
         min_accuracy: float | None = None,
     ):
         """Run (or resume, or only read) one search; its Designer, first ``trials`` kept."""
-        from adaptive_cnn.design import Designer
+        from adaptive_cnn.design import Designer, RunContext
 
         config = self.settings.design_config(seed, strategy, mode, budget_mj, stages, min_accuracy)
         run_dir = self.run_root / f"seed{seed}" / name
         check_journal(run_dir, config)
         run_dir.mkdir(parents=True, exist_ok=True)
         if saved_config(run_dir) is None:
-            (run_dir / SEARCH_CONFIG).write_text(json.dumps(dataclasses.asdict(config)) + "\n")
+            (run_dir / SEARCH_CONFIG).write_text(json.dumps(config.to_dict()) + "\n")
 
         def progress(step: int, total: int, message: str) -> None:
             self.say(f"seed {seed} {name}: {step}/{total} {message}")
 
-        designer = Designer(config, self.dataset, self.costs, self.cache, run_dir, progress)
-        done = designer.resume()
-        if done < config.trials:
-            self.say(f"seed {seed} {name}: {done} journalled, searching to {config.trials}")
+        c = self.costs
+        context = RunContext(
+            config, self.dataset, c.device, c.predictor, None, c, self.cache, run_dir, self.say
+        )
+        designer = Designer(context, progress)
+        done, trials = designer.resume(), config.search.trials
+        if done < trials:
+            self.say(f"seed {seed} {name}: {done} journalled, searching to {trials}")
             designer.run()
-        designer.evaluations = sorted(designer.evaluations, key=lambda e: e.index)[: config.trials]
+        designer.evaluations = sorted(designer.evaluations, key=lambda e: e.index)[:trials]
         return designer
 
     def iso_system(
@@ -598,24 +550,21 @@ def energy_label(predictor: Any) -> str:
 def proxy_train_seconds(bench: DesignBench, seed: int, archs) -> dict[str, float | None]:
     """Per architecture, the seconds its proxy training took when it was trained, read
     from the training cache (None when the cache lacks it); nothing is trained."""
-    from adaptive_cnn.networks import parse_arch
-    from adaptive_cnn.training import TrainConfig
-    from adaptive_cnn.training.cache import cache_key
-    from adaptive_cnn.training.trainer import _identity, torch_threads
+    from adaptive_cnn.training import TrainConfig, trained_entry
 
     s = bench.settings
     config = TrainConfig(epochs=s.proxy_epochs, subset=s.proxy_subset)
     seconds: dict[str, float | None] = {}
-    with torch_threads(s.threads) as threads:
-        for arch in archs:
-            key = cache_key(_identity(parse_arch(arch), bench.dataset, config, seed, threads))
-            seconds[arch] = _train_seconds(bench.cache, key)
+    for arch in archs:
+        meta = trained_entry(
+            arch, bench.dataset, config, seed, threads=s.threads, cache=bench.cache
+        )
+        seconds[arch] = _train_seconds(meta)
     return seconds
 
 
-def _train_seconds(cache: Any, key: str) -> float | None:
-    path = cache._entry_dir(key) / "meta.json"
+def _train_seconds(meta: Mapping[str, Any] | None) -> float | None:
     try:
-        return float(json.loads(path.read_text())["train_seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float(meta["train_seconds"])
+    except (ValueError, KeyError, TypeError):
         return None

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from adaptive_cnn.design import journal
 from adaptive_cnn.reproduce import ReproduceError
 from adaptive_cnn.reproduce import design_runs as dr
 
@@ -19,19 +20,19 @@ SETTINGS = dr.SearchSettings(
 
 def test_matching_settings_have_no_mismatch_and_trials_do_not_count():
     wanted = SETTINGS.design_config(0, "bo", "inner", 2.0).to_dict()
-    assert dr.journal_mismatches({**wanted, "trials": 99, "rerank": 5}, wanted) == []
-    assert dr.journal_mismatches({**wanted, "budget_mj": 2.0 * (1 + 1e-12)}, wanted) == []
+    assert journal.mismatches({**wanted, "trials": 99, "rerank": 5}, wanted) == []
+    assert journal.mismatches({**wanted, "budget_mj": 2.0 * (1 + 1e-12)}, wanted) == []
 
 
 def test_mismatches_name_the_setting_and_both_values():
     wanted = SETTINGS.design_config(0, "bo", "inner", 2.0).to_dict()
     saved = {**wanted, "dataset": "fashion-mnist", "budget_mj": 4.19, "strategy": "random"}
-    found = dr.journal_mismatches(saved, wanted)
+    found = journal.mismatches(saved, wanted)
     assert any(m.startswith("budget_mj 4.19 (wanted 2)") for m in found)
     assert "dataset 'fashion-mnist' (wanted 'digits')" in found
     assert "strategy 'random' (wanted 'bo')" in found
     old = {k: v for k, v in wanted.items() if k != "metric"}  # older journals lack fields
-    assert dr.journal_mismatches(old, wanted) == []
+    assert journal.mismatches(old, wanted) == []
 
 
 def test_check_journal_refuses_another_search_and_an_unknown_one(tmp_path):
