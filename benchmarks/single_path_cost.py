@@ -28,6 +28,7 @@ from adaptive_cnn.reproduce.registry import ReproduceError
 from adaptive_cnn.reproduce.search_cost import (
     QUICK,
     TARGET_RATIO,
+    add_setting_arguments,
     compare,
     report,
     resolve_settings,
@@ -39,34 +40,8 @@ __all__ = ["QUICK", "TARGET_RATIO", "main", "parse_args", "settings"]
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", help="device energy per image, e.g. 2mJ (bare = mJ)")
-    parser.add_argument("--dataset", default=None, help="default fashion-mnist")
+    add_setting_arguments(parser)
     parser.add_argument("--predictor", help="energy predictor file (default: this machine's)")
-    parser.add_argument("--trials", type=int, help="BO evaluations (default 20)")
-    parser.add_argument("--search-epochs", type=float, help="single-path epochs per search")
-    parser.add_argument("--warmup-epochs", type=float, help="single-path warm-up epochs")
-    parser.add_argument("--lambda-trials", type=int, help="single-path lambda searches")
-    parser.add_argument("--proxy-subset", type=int, help="training images of both searches")
-    parser.add_argument("--proxy-epochs", type=float, help="BO epochs per candidate")
-    parser.add_argument("--final-epochs", type=float, help="epochs of the found designs")
-    parser.add_argument(
-        "--finetune-epochs",
-        type=float,
-        help="single-path: fine-tune the found network from the supernet's weights this "
-        "many epochs instead of training it from scratch",
-    )
-    parser.add_argument(
-        "--search-subset",
-        type=int,
-        help="single-path: training images of the supernet search (default: --proxy-subset)",
-    )
-    parser.add_argument(
-        "--search-width", type=float, help="single-path: supernet width (default: automatic)"
-    )
-    parser.add_argument("--initial-lambda", type=float, help="single-path: first lambda")
-    parser.add_argument(
-        "--cost-form", choices=("log", "budget"), help="single-path: energy term of the loss"
-    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny settings on digits")
@@ -80,8 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The resolved settings: --quick's, then the flags given."""
     resolved = resolve_settings(args.quick, vars(args))
-    if "budget" not in resolved:
-        raise SystemExit("give --budget (e.g. 2mJ), or --quick")
+    resolved.setdefault("budget", "2mJ")  # as acnn reproduce single-path
     return resolved
 
 

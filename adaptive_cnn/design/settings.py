@@ -230,13 +230,21 @@ def journal_keys(*classes: type) -> tuple[str, ...]:
 # --- the command line ----------------------------------------------------------------
 
 
-def add_arguments(parser: argparse._ActionsContainer, cls: type) -> None:
-    """One flag per setting of ``cls``: its help says the unit and the default. Each flag
-    stores the raw text (None when not given); :func:`values_from_args` converts it."""
+def add_arguments(
+    parser: argparse._ActionsContainer,
+    cls: type,
+    *,
+    only: tuple[str, ...] | None = None,
+    shown_defaults: Mapping[str, str] | None = None,
+) -> None:
+    """One flag per setting of ``cls`` (or of the settings named in ``only``): its help
+    says the unit and the default (the declared one, or ``shown_defaults[name]`` where a
+    command has its own). Each flag stores the raw text (None when not given);
+    :func:`values_from_args` converts it."""
     for d in declared(cls):
-        if d.setting.flag == "":
+        if d.setting.flag == "" or (only is not None and d.name not in only):
             continue
-        help_text = _help(d)
+        help_text = _help(d, (shown_defaults or {}).get(d.name))
         if d.kind is bool:
             flag = d.flag if d.default is False else "--no-" + d.flag.removeprefix("--")
             parser.add_argument(
@@ -252,26 +260,32 @@ def add_arguments(parser: argparse._ActionsContainer, cls: type) -> None:
         )
 
 
-def _help(d: Declared) -> str:
+def _help(d: Declared, shown: str | None = None) -> str:
     s = d.setting
     text = s.help
     if s.choices and d.kind is not bool:
         text += f"; one of {', '.join(map(str, s.choices))}"
     if d.kind is bool:
         return text
-    default = d.default
-    if isinstance(default, tuple):
-        default = " ".join(default)
-    if default is None:
-        default = "none"
-    shown = f"{default:g}" if isinstance(default, float) else default
+    if shown is None:
+        default = d.default
+        if isinstance(default, tuple):
+            default = " ".join(default)
+        if default is None:
+            default = "none"
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
     return f"{text} (default {shown})".replace("%", "%%")
 
 
-def values_from_args(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The settings of ``cls`` given on the command line, converted and checked."""
+def values_from_args(
+    args: argparse.Namespace, cls: type, only: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """The settings of ``cls`` (or those in ``only``) given on the command line,
+    converted and checked."""
     found = {}
     for d in declared(cls):
+        if only is not None and d.name not in only:
+            continue
         raw = getattr(args, d.name, None)
         if raw is not None:
             found[d.name] = convert(d, raw, "")

@@ -35,6 +35,9 @@ SEARCHES = {
     "random": ("random", "inner"),
 }
 PAIRS = (("small", "medium"), ("small", "large"), ("medium", "large"))
+#: the declared design settings whose flags reproduce takes (with its own defaults)
+DESIGN_FLAGS = ("trials", "initial_points", "candidates", "proxy_epochs", "rerank",
+                "proxy_subset", "final_epochs")  # fmt: skip
 FULL = {  # the settings of the design_quality v2 runs, so their trainings are reused
     "dataset": "fashion-mnist",
     "seeds": [0, 1, 2],
@@ -163,31 +166,17 @@ def add_search_arguments(
         p.set_defaults(**full)
 
     def quick(key: str) -> str:
-        return "" if defaults is not None else f"; --quick {QUICK[key]}"
+        value = QUICK[key]
+        shown = f"{value:g}" if isinstance(value, (int, float)) else value
+        return "" if defaults is not None else f"; --quick {shown}"
+
+    from adaptive_cnn.design import BOSettings, DesignConfig
+    from adaptive_cnn.design.settings import add_arguments
 
     p.add_argument("--seeds", type=int, nargs="+", metavar="S", help=seeds_help)
-    p.add_argument(
-        "--trials",
-        type=int,
-        metavar="N",
-        help=f"evaluations per search (default {full['trials']}{quick('trials')})",
-    )
-    p.add_argument(
-        "--proxy-subset",
-        type=int,
-        metavar="N",
-        help=f"training images per proxy training (default {full['proxy_subset']})",
-    )
-    p.add_argument("--proxy-epochs", type=float, metavar="E", help="epochs per proxy training")
-    p.add_argument(
-        "--final-epochs",
-        type=float,
-        metavar="E",
-        help=f"epochs of reference and final networks (default {full['final_epochs']:g})",
-    )
-    p.add_argument("--initial-points", type=int, metavar="N", help="random points before the GP")
-    p.add_argument("--candidates", type=int, metavar="N", help="acquisition candidates per step")
-    p.add_argument("--rerank", type=int, metavar="K", help="designs re-ranked at full training")
+    shown = {k: f"{full[k]:g}{quick(k)}" for k in DESIGN_FLAGS if k in full}
+    add_arguments(p, BOSettings, only=DESIGN_FLAGS, shown_defaults=shown)
+    add_arguments(p, DesignConfig, only=("proxy_subset", "final_epochs"), shown_defaults=shown)
     p.add_argument(
         "--threads",
         type=_threads,
@@ -259,6 +248,17 @@ def add_search_arguments(
     )
 
 
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The declared design settings given on the command line, converted and checked."""
+    from adaptive_cnn.design import BOSettings, DesignConfig
+    from adaptive_cnn.design.settings import values_from_args
+
+    return {
+        **values_from_args(args, BOSettings, DESIGN_FLAGS),
+        **values_from_args(args, DesignConfig, ("proxy_subset", "final_epochs")),
+    }
+
+
 def settings_from_args(
     args: argparse.Namespace, defaults: Mapping[str, Any] | None = None
 ) -> SearchSettings:
@@ -268,7 +268,9 @@ def settings_from_args(
         base = {**FULL, **defaults}
     else:
         base = QUICK if args.quick else FULL
-    pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
+    given = _given(args)
+    pick = {k: given.get(k, getattr(args, k, None)) for k in base}
+    pick = {k: (v if v is not None else base[k]) for k, v in pick.items()}
     pick["threads"] = pick["threads"] or None  # 0: torch's default thread count
     if pick["trials"] < 1 or not pick["seeds"]:
         raise ReproduceError("--trials must be >= 1 and --seeds must name at least one seed")

@@ -13,6 +13,7 @@ target: the single-path wall time at most 1/5 of the BO's for a design of equal 
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -49,10 +50,66 @@ SETTING_KEYS = (
 )
 
 
+#: the settings above that are declared design settings (their flags come from there)
+DECLARED = {
+    "BOSettings": ("trials", "proxy_epochs"),
+    "DesignConfig": ("budget_mj", "dataset", "proxy_subset", "final_epochs"),
+    "SinglePathSettings": (
+        "search_epochs", "warmup_epochs", "lambda_trials", "finetune_epochs", "search_width",
+        "initial_lambda", "cost_form",
+    ),
+}  # fmt: skip
+
+
+def add_setting_arguments(p: argparse._ActionsContainer) -> None:
+    """The flags of :data:`SETTING_KEYS`: the design settings' own declarations (their
+    defaults, and --quick's values beside them), and ``--search-subset``."""
+    from adaptive_cnn.design.settings import add_arguments, declared
+
+    for cls in _declaring_classes():
+        shown = {}
+        for d in declared(cls):
+            key = "budget" if d.name == "budget_mj" else d.name
+            default = {"budget_mj": "2mJ", "dataset": "fashion-mnist"}.get(d.name, d.default)
+            default = "none" if default is None else default
+            shown[d.name] = f"{default:g}" if isinstance(default, float) else str(default)
+            if key in QUICK:
+                quick = QUICK[key]
+                shown[d.name] += (
+                    f"; --quick {quick:g}" if isinstance(quick, float) else (f"; --quick {quick}")
+                )
+        add_arguments(p, cls, only=DECLARED[cls.__name__], shown_defaults=shown)
+    p.add_argument(
+        "--search-subset",
+        type=int,
+        metavar="IMAGES",
+        help="single-path: training images of the supernet search (default: --proxy-subset)",
+    )
+
+
+def _declaring_classes() -> tuple[type, ...]:
+    from adaptive_cnn.design import BOSettings, DesignConfig, SinglePathSettings
+
+    return (DesignConfig, BOSettings, SinglePathSettings)
+
+
 def resolve_settings(quick: bool, given: Mapping[str, Any]) -> dict[str, Any]:
-    """--quick's settings (or fashion-mnist), then the given ones that are not None."""
+    """--quick's settings (or fashion-mnist), then the given ones that are not None
+    (flag texts are converted and checked by the settings' declarations)."""
+    from adaptive_cnn.design.settings import convert, declared
+
     resolved: dict[str, Any] = dict(QUICK) if quick else {"dataset": "fashion-mnist"}
-    resolved.update({k: given[k] for k in SETTING_KEYS if given.get(k) is not None})
+    given = dict(given)
+    if given.get("budget_mj") is not None:
+        given.setdefault("budget", given["budget_mj"])
+    checked = {d.name: d for cls in _declaring_classes() for d in declared(cls)}
+    for key in SETTING_KEYS:
+        value = given.get(key)
+        if value is None:
+            continue
+        if key in checked and isinstance(value, str) and key != "budget":
+            value = convert(checked[key], value)
+        resolved[key] = value
     return resolved
 
 

@@ -37,45 +37,14 @@ ROW_KEYS = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    q = cost.QUICK
-    p.add_argument(
-        "--budget",
-        metavar="ENERGY",
-        help=f"device energy per image, e.g. 2mJ (default {FULL_BUDGET}; --quick {q['budget']})",
-    )
-    p.add_argument("--dataset", help=f"default fashion-mnist; --quick {q['dataset']}")
-    p.add_argument("--trials", type=int, metavar="N", help="BO evaluations (default 20)")
-    p.add_argument("--search-epochs", type=float, metavar="E", help="single-path epochs/search")
-    p.add_argument("--warmup-epochs", type=float, metavar="E", help="single-path warm-up epochs")
-    p.add_argument("--lambda-trials", type=int, metavar="N", help="single-path lambda searches")
-    p.add_argument("--proxy-subset", type=int, metavar="N", help="training images of searches")
-    p.add_argument("--proxy-epochs", type=float, metavar="E", help="BO epochs per candidate")
-    p.add_argument("--final-epochs", type=float, metavar="E", help="epochs of the found designs")
-    p.add_argument(
-        "--finetune-epochs",
-        type=float,
-        help="single-path: fine-tune the found network from the supernet's weights this "
-        "many epochs instead of training it from scratch",
-    )
-    p.add_argument(
-        "--search-subset",
-        type=int,
-        metavar="N",
-        help="single-path: training images of the supernet search (default: --proxy-subset)",
-    )
-    p.add_argument("--search-width", type=float, metavar="W", help="single-path: supernet width")
-    p.add_argument("--initial-lambda", type=float, metavar="X", help="single-path: first lambda")
-    p.add_argument(
-        "--cost-form", choices=("log", "budget"), help="single-path: energy term of the loss"
-    )
+    cost.add_setting_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(
         "--predictor",
         type=Path,
         metavar="FILE",
-        help="energy predictor (default benchmarks/results/predictor-torch-full.json if "
-        "present, else this machine's, as acnn design gets it)",
+        help="energy predictor (default: this machine's, as acnn design gets it)",
     )
     p.add_argument(
         "--work",
