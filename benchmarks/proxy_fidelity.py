@@ -27,6 +27,8 @@ from typing import Any
 from scipy import stats
 
 from adaptive_cnn.data import load_dataset
+from adaptive_cnn.design import DesignConfig
+from adaptive_cnn.design.settings import add_arguments, declared, values_from_args
 from adaptive_cnn.training import TrainConfig, TrainingCache, default_cache_dir, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,7 +53,6 @@ def fidelity(text: str) -> tuple[int | None, float]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--family", default="conv", help="network family (default: conv)")
     p.add_argument(
         "--fidelity",
@@ -61,14 +62,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="SUBSETxEPOCHS",
         help="proxy trainings to compare with the final one (default 4000x1)",
     )
-    p.add_argument("--final-epochs", type=float, default=3.0, help="the final fidelity's epochs")
+    add_arguments(p, DesignConfig, only=("dataset", "final_epochs"))  # the design's own
     p.add_argument("--threads", type=int, default=1, help="torch threads (cache key; default 1)")
     p.add_argument("--max-networks", type=int, default=40, help="most networks compared")
     p.add_argument("--top", type=int, default=5, help="top-k overlap reported (default 5)")
     p.add_argument("--cache-dir", type=Path, help="training cache (default: acnn's)")
     p.add_argument("--out", type=Path, default=RESULTS / "proxy_fidelity.json")
     p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    names = ("dataset", "final_epochs")
+    defaults = {d.name: d.default for d in declared(DesignConfig) if d.name in names}
+    for name, value in {**defaults, **values_from_args(args, DesignConfig, names)}.items():
+        setattr(args, name, value)
+    return args
 
 
 def final_networks(cache_root: Path, args, fingerprint: str) -> list[tuple[str, int, float]]:
