@@ -91,7 +91,8 @@ def design(
     """
     run_dir = Path(run_dir)
     say = say or LOG.info
-    _check_folder(config, run_dir, resume)
+    for change in _check_folder(config, run_dir, resume):
+        say(f"resuming {run_dir} with {change}")
     if time_limit_s is not None and not (time_limit_s > 0):
         raise ConfigError(f"--time-limit must be > 0 s, got {time_limit_s}")
     plan = make_executor(executor, workers, config.threads)  # fail fast on a bad URL
@@ -102,21 +103,27 @@ def design(
         return METHODS[config.method](context, options)
 
 
-def _check_folder(config: DesignConfig, run_dir: Path, resume: bool) -> None:
+def _check_folder(config: DesignConfig, run_dir: Path, resume: bool) -> list[str]:
+    """Refuse a folder the run cannot use; on resume, the settings changed from the
+    journalled run's that apply (``"trials 10 (was 6)"``)."""
     if not resume:
         if journal.exists(run_dir):
             raise ConfigError(
                 f"{run_dir} holds a search already: resume it (--resume {run_dir}) or "
                 "choose a new run folder (--out)"
             )
-        return
-    saved = journal.read_config(run_dir)
-    wrong = journal.mismatches(saved.to_dict(), config.to_dict())
+        return []
+    saved = journal.read_config(run_dir).to_dict()
+    wanted = config.to_dict()
+    wrong = journal.mismatches(saved, wanted)
     if wrong:
         raise ConfigError(
             f"--resume {run_dir}: these settings differ from the journalled run's: "
             f"{'; '.join(wrong)}; drop them, or start a new run (--out)"
         )
+    return [
+        f"{k} {wanted[k]!r} (was {saved.get(k)!r})" for k in wanted if saved.get(k) != wanted[k]
+    ]
 
 
 def _design_bo(context: RunContext, options: RunOptions) -> DesignResult:
