@@ -9,6 +9,8 @@ fails at once with :class:`CloudError`, so the caller can fall back without wait
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +21,7 @@ import numpy as np
 
 from adaptive_cnn.stage import INPUT_NAME, OUTPUT_NAME
 from rpc.auth import bearer
+from rpc.errors import CloudAddressError, CloudModelError
 from rpc.generated import acnn_oip_pb2 as pb
 from rpc.protocol import UNARY_METHODS, infer_request, method_path, response_outputs
 from rpc.tensors import TensorError
@@ -26,6 +29,31 @@ from rpc.tensors import TensorError
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 _DOWN_CODES = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
 WIRE_DATATYPES = ("auto", "fp32", "uint8")
+# codes with which a call may fail before the request left the device (no connection)
+_UNSENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+
+
+def parse_target(target: str) -> tuple[str, int]:
+    """``(host, port)`` of ``HOST:PORT`` (a host name, an IPv4 address or ``[IPv6]``).
+
+    Raises:
+        CloudAddressError: ``target`` is not of that form, or its port is not 1..65535.
+    """
+    hint = "give the cloud as HOST:PORT, e.g. 127.0.0.1:8001 or [::1]:8001"
+    host, sep, port = str(target).rpartition(":")
+    if not sep or not host:
+        raise CloudAddressError(f"cloud address {target!r} is not HOST:PORT; {hint}")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise CloudAddressError(f"cloud address {target!r} has a bad port {port!r} (1..65535)")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise CloudAddressError(f"cloud address {target!r}: bad IPv6 host; {hint}") from None
+    elif len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.split(".")):
+        raise CloudAddressError(f"cloud address {target!r} has a bad host {host!r}; {hint}")
+    return host, int(port)
 
 
 @dataclass(frozen=True)
@@ -63,7 +91,8 @@ class CloudError(Exception):
     Attributes:
         code: gRPC status name (or ``INVALID_RESPONSE``).
         attempts: attempts made.
-        bytes_sent: request bytes put on the wire over all attempts.
+        bytes_sent: request bytes put on the wire over all attempts (an attempt that
+            never reached a connected server, e.g. an unreachable host, sent none).
     """
 
     def __init__(self, code: str, message: str, attempts: int, bytes_sent: int) -> None:
@@ -125,6 +154,7 @@ class CloudClient:
     ) -> None:
         if wire_datatype not in WIRE_DATATYPES:
             raise ValueError(f"wire_datatype must be one of {WIRE_DATATYPES}")
+        parse_target(target)
         self.target, self.model, self.deadline_s = target, model, deadline_s
         self.retry, self.wire_datatype, self.sleep = retry, wire_datatype, sleep
         self.clock, self._failures, self._down_until = clock, 0, -float("inf")
@@ -137,6 +167,52 @@ class CloudClient:
             else grpc.insecure_channel(target, options)
         )
         self._calls = protocol_calls(self.channel)
+        # Whether a request can have left the device: the channel's connection state,
+        # watched so that an attempt on a channel that was never connected charges nothing.
+        self._connected, self._connections = False, 0
+        self.channel.subscribe(self._on_connectivity, try_to_connect=False)
+
+    def _on_connectivity(self, state: grpc.ChannelConnectivity) -> None:
+        with self._lock:
+            self._connected = state is grpc.ChannelConnectivity.READY
+            self._connections += self._connected
+
+    def _link_state(self) -> tuple[bool, int]:
+        with self._lock:
+            return self._connected, self._connections
+
+    def _reached(self, code: grpc.StatusCode, before: tuple[bool, int]) -> bool:
+        """Whether an attempt that failed with ``code`` put its request on the wire.
+
+        Any status other than UNAVAILABLE or DEADLINE_EXCEEDED came from a server, so it
+        was sent; with those two, only if the channel was connected at some point of it.
+        """
+        if code not in _UNSENT_CODES:
+            return True
+        connected, connections = self._link_state()
+        return before[0] or connected or connections != before[1]
+
+    def check_model(self, timeout_s: float = 2.0) -> bool:
+        """Whether the server is reachable; raises if it answers that it lacks the model.
+
+        Returns:
+            True when the server answered ModelMetadata for this client's model, False
+            when it could not be reached (or answered nothing usable) within ``timeout_s``.
+
+        Raises:
+            CloudModelError: the server answered NOT_FOUND: it serves no such model.
+        """
+        try:
+            request = pb.ModelMetadataRequest(name=self.model)
+            self._calls["ModelMetadata"](request, timeout=timeout_s, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            if exc.code() is grpc.StatusCode.NOT_FOUND:
+                raise CloudModelError(
+                    f"the cloud at {self.target} serves no model {self.model!r} "
+                    f"({exc.details() or 'NOT_FOUND'}); pass --model NAME"
+                ) from None
+            return False
+        return True
 
     def ready(self, timeout_s: float = 1.0) -> bool:
         """Whether the server answers ServerReady with ready=true within ``timeout_s``."""
@@ -191,22 +267,24 @@ class CloudClient:
         )
         size = request.ByteSize()
         waits = self.retry.waits()
+        failed_bytes = 0  # of failed attempts whose request did leave the device
         for attempt in range(1, self.retry.attempts + 1):
+            before = self._link_state()
             try:
                 response = self._calls["ModelInfer"](
                     request, timeout=self.deadline_s, metadata=self.metadata
                 )
             except grpc.RpcError as exc:
                 code = exc.code()
+                failed_bytes += size if self._reached(code, before) else 0
                 if code not in RETRYABLE or attempt == self.retry.attempts:
-                    raise CloudError(
-                        code.name, exc.details() or "", attempt, attempt * size
-                    ) from None
+                    details = exc.details() or ""
+                    raise CloudError(code.name, details, attempt, failed_bytes) from None
                 self.sleep(waits[attempt - 1])
                 continue
-            probs = self._probs(response, len(images), attempt, size)
+            probs = self._probs(response, len(images), attempt, failed_bytes + size)
             return CloudAnswer(
-                probs, attempt, attempt * size, response.ByteSize(), (attempt - 1) * size
+                probs, attempt, failed_bytes + size, response.ByteSize(), failed_bytes
             )
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -224,18 +302,19 @@ class CloudClient:
             raise ValueError("wire datatype uint8 needs whole pixels in 0..255")
         return images.astype(np.uint8 if eight_bit else np.float32)
 
-    def _probs(self, response, n: int, attempt: int, size: int) -> np.ndarray:
+    def _probs(self, response, n: int, attempt: int, sent: int) -> np.ndarray:
         try:
             probs = response_outputs(response)[OUTPUT_NAME]
         except (TensorError, KeyError) as exc:
-            raise CloudError("INVALID_RESPONSE", repr(exc), attempt, attempt * size) from None
+            raise CloudError("INVALID_RESPONSE", repr(exc), attempt, sent) from None
         probs = np.asarray(probs, dtype=np.float32)
         if probs.ndim != 2 or probs.shape[0] != n or not np.isfinite(probs).all():
             message = f"probabilities of shape {probs.shape} for {n} images"
-            raise CloudError("INVALID_RESPONSE", message, attempt, attempt * size)
+            raise CloudError("INVALID_RESPONSE", message, attempt, sent)
         return probs
 
     def close(self) -> None:
+        self.channel.unsubscribe(self._on_connectivity)
         self.channel.close()
 
     def __enter__(self) -> CloudClient:

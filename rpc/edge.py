@@ -69,7 +69,12 @@ class Answer:
 
 @dataclass(frozen=True)
 class Summary:
-    """Totals over a run of :meth:`EdgeClassifier.classify`."""
+    """Totals over a run of :meth:`EdgeClassifier.classify`.
+
+    ``offload_rate`` is the share of images whose request was put on the wire; a
+    ``degraded`` image that was never sent (no cloud configured, cloud unreachable) counts
+    in ``degraded`` only, and was charged no bytes and no radio energy.
+    """
 
     images: int
     accuracy: float | None
@@ -316,7 +321,9 @@ def summarise(answers: list[Answer]) -> Summary:
     exits: dict[str, int] = {}
     for a in answers:
         exits[a.stage] = exits.get(a.stage, 0) + 1
-    offloaded = sum(a.stage == "cloud" or a.degraded for a in answers)
+    # offloaded: the request left the device (answered by the cloud, or sent and failed);
+    # an image the cloud was wanted for but never got (no cloud, unreachable) was not
+    offloaded = sum(a.stage == "cloud" or a.bytes_sent > 0 for a in answers)
     return Summary(
         images=n,
         accuracy=(sum(a.label == a.true_label for a in labelled) / len(labelled))

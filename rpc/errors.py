@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from adaptive_cnn.errors import AcnnError, RunFolderError
 
-__all__ = ["InputFileError", "RunFolderError", "ServerConfigError"]
+__all__ = [
+    "CloudAddressError",
+    "CloudModelError",
+    "InputFileError",
+    "RunFolderError",
+    "ServerConfigError",
+]
+
+
+class CloudAddressError(AcnnError):
+    """The cloud's address (``--cloud``) is not ``HOST:PORT`` with a port in 1..65535."""
+
+
+class CloudModelError(AcnnError):
+    """The cloud's server answered, but serves no model of the name asked for."""
 
 
 class InputFileError(AcnnError):

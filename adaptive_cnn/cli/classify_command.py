@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections import Counter
 
 
 def add_parser(commands) -> None:
@@ -61,13 +63,26 @@ def run_classify(args: argparse.Namespace) -> int:
     from rpc.edge import EdgeClassifier
     from rpc.inputs import load_inputs, load_labels
 
+    if args.cloud:
+        from rpc.client import parse_target
+
+        parse_target(args.cloud)  # an unusable address is an error before anything runs
     torch.set_num_threads(max(1, args.threads))
     run = load_run(args.run_dir)
     images, sources = load_inputs(args.paths, run.input)
     labels = load_labels(args.labels, len(images)) if args.labels else None
+    cloud = _cloud(args)
+    if cloud is not None:
+        try:
+            # a server that answers must serve the model; one that does not answer now is
+            # not an input error: its images are answered degraded (and counted below)
+            cloud.check_model(timeout_s=args.deadline_ms / 1e3)
+        except Exception:
+            cloud.close()
+            raise
     classifier = EdgeClassifier(
         run,
-        _cloud(args),
+        cloud,
         link=args.link,
         runtime=args.runtime,
         batch_size=args.batch_size,
@@ -76,6 +91,8 @@ def run_classify(args: argparse.Namespace) -> int:
         answers, summary = classifier.classify(images, labels, sources)
     finally:
         classifier.close()
+    if cloud is not None and summary.degraded:
+        print(f"acnn: warning: {cloud_warning(args.cloud, answers)}", file=sys.stderr)
     if args.json:
         for a in answers:
             print(json.dumps(a.to_dict()))
@@ -103,6 +120,28 @@ def _cloud(args: argparse.Namespace):
     )
 
 
+def cloud_warning(target: str, answers) -> str:
+    """One line on the degraded answers of a run with a cloud: how many, and why."""
+    degraded = [a for a in answers if a.degraded]
+    codes = Counter((a.error or "").partition(":")[0] or "UNKNOWN" for a in degraded)
+    sent = sum(a.bytes_sent for a in degraded)
+    if set(codes) == {"UNAVAILABLE"}:
+        what = "was unreachable"
+    else:
+        what = "did not answer (" + ", ".join(f"{c} x{n}" for c, n in codes.most_common()) + ")"
+    images, them = ("image", "it") if len(degraded) == 1 else ("images", "them")
+    return (
+        f"the cloud at {target} {what}; {len(degraded)} {images} answered by the most "
+        f"confident local stage (degraded); {sent} bytes sent for {them}"
+    )
+
+
+def _percent(rate: float) -> str:
+    """``0%``, ``12.5%``, ``100%``: a share with at most one decimal."""
+    text = f"{100 * rate:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
 def _print_table(answers, summary) -> None:
     from adaptive_cnn.tables import format_table
 
@@ -126,6 +165,6 @@ def _print_table(answers, summary) -> None:
         f"\n{summary.images} images: accuracy {accuracy}; energy "
         f"{summary.energy_mj_per_image:.3g} mJ/image"
         + (" (estimated)" if summary.energy_estimated else "")
-        + f"; offload rate {summary.offload_rate:.1%}; degraded {summary.degraded}; "
+        + f"; offload rate {_percent(summary.offload_rate)}; degraded {summary.degraded}; "
         f"{summary.bytes_sent} bytes sent; exits {summary.exits}"
     )

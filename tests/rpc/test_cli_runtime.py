@@ -90,7 +90,7 @@ def test_classify_with_the_cloud_prints_a_table(
         main(["classify", str(run.path), str(tmp_path / "x.npy"), "--cloud", server.address]) == 0
     )
     out = capsys.readouterr().out
-    assert out.count(" cloud ") == 3 and "offload rate 100.0%" in out and "(estimated)" in out
+    assert out.count(" cloud ") == 3 and "offload rate 100%" in out and "(estimated)" in out
 
 
 def test_bad_inputs_are_one_line_errors(run, tmp_path, capsys):
