@@ -34,6 +34,9 @@ from energy_models.features import CALL_GROUPS, RAW_FIELDS, LayerTable, feature_
 
 FORMAT_NAME = "acnn-energy-predictor"
 FORMAT_VERSION = 1
+# Fitted terms are in raw units (ms, W, per MAC or element); a fit gives magnitudes of a few
+# hundred at most, so a term beyond this is a damaged or hostile file, and could overflow.
+MAX_MAGNITUDE = 1e12
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,39 @@ def _finite(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise EnergyModelError(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+def _numbers(value: Any, key: str) -> Any:
+    """Every number under ``value`` (nested mappings and lists) with its dotted key."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _numbers(v, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{key}[{i}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield key, value
+
+
+def _check_magnitudes(d: Mapping[str, Any]) -> None:
+    """Refuse a non-finite or absurd (> :data:`MAX_MAGNITUDE`) term of a model, naming its key.
+
+    Only the terms that enter predictions are checked (cross-validation errors and counts
+    are reports); values of the wrong type are left to the constructors' checks.
+    """
+    parts = [("network", d.get("network")), ("flops_baseline", d.get("flops_baseline"))]
+    layers = d.get("layers")
+    if isinstance(layers, Mapping):
+        for kind, entry in layers.items():
+            if isinstance(entry, Mapping):
+                parts += [(f"layers.{kind}.{m}", entry.get(m)) for m in ("runtime", "power")]
+    for name, part in parts:
+        for key, value in _numbers(part, name):
+            if not (math.isfinite(value) and abs(value) <= MAX_MAGNITUDE):
+                raise EnergyModelError(
+                    f"{key} is {value:g}, not a finite number of magnitude <= "
+                    f"{MAX_MAGNITUDE:g}: the file is damaged; re-run `acnn fit-energy`"
+                )
 
 
 def _layer_models(d: Mapping[str, Any]) -> dict[str, LayerModel]:
@@ -224,6 +260,21 @@ class TablePrediction:
         return self.energy_mj / np.maximum(self.latency_ms, 1e-12)
 
 
+def _check_finite(prediction: TablePrediction) -> None:
+    """A prediction that overflowed (a huge layer under large terms) is an error, never
+    a ``nan`` or ``inf`` passed on as a figure."""
+    for name in ("layer_latency_ms", "layer_power_w", "latency_ms", "energy_mj"):
+        values = getattr(prediction, name)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values)
+        if bad.any():
+            raise EnergyModelError(
+                f"predicted {name.removeprefix('layer_').replace('_', ' ')} is not a finite "
+                f"number ({values[bad][0]!r}): the network is far outside what the predictor "
+                "was fitted on"
+            )
+
+
 @dataclass(frozen=True)
 class EnergyPredictor:
     """A fitted predictor for one (device, runtime, threads) triple.
@@ -290,13 +341,15 @@ class EnergyPredictor:
         per_call = np.asarray([net.per_call_ms.get(g, 0.0) for g in CALL_GROUPS])
         overhead = table.group_counts() @ per_call + net.overhead_ms
         layer_energy = table.sum_per_network(shares * power)
-        return TablePrediction(
+        prediction = TablePrediction(
             layer_latency_ms=latency,
             layer_power_w=power,
             latency_ms=table.sum_per_network(shares) + overhead,
             energy_mj=layer_energy + overhead * net.overhead_power_w,
             overhead_ms=overhead,
         )
+        _check_finite(prediction)
+        return prediction
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -327,6 +380,7 @@ class EnergyPredictor:
                 f"predictor format version {version!r} is not supported "
                 f"(this acnn reads version {FORMAT_VERSION}); re-run `acnn fit-energy`"
             )
+        _check_magnitudes(d)
         try:
             return cls(
                 device=str(d["device"]),

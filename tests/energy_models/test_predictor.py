@@ -294,3 +294,33 @@ def test_in_network_share_stops_inflating_past_the_knee() -> None:
     np.testing.assert_allclose(shares, [0.15, 1.5 - 0.4 * 0.8, 15.0 - 0.4 * 9.8])
     steep = NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 0.0, 2.0, {}, 0.0, 0.0)
     assert steep.shares_ms(np.asarray([1.0]), np.asarray([conv]))[0] == 0.0  # never negative
+
+
+@pytest.mark.parametrize("bad", [1e308, -1e13, float("nan"), float("inf")])
+def test_load_refuses_absurd_or_non_finite_terms_naming_file_and_key(tmp_path, bad) -> None:
+    data = _predictor().to_dict()
+    data["layers"]["conv2d"]["runtime"]["coefficients"][1] = bad
+    path = _write(tmp_path, data)  # json writes nan/inf as NaN/Infinity, which it reads back
+    with pytest.raises(EnergyModelError) as info:
+        EnergyPredictor.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: layers.conv2d.runtime.coefficients[1] is ")
+    assert "1e+12" in message
+
+
+def test_load_refuses_an_absurd_network_term(tmp_path) -> None:
+    data = _predictor().to_dict()
+    data["network"]["per_call_ms"]["conv"] = 5e12
+    with pytest.raises(EnergyModelError, match=r"network\.per_call_ms\.conv is 5e\+12"):
+        EnergyPredictor.load(_write(tmp_path, data))
+
+
+def test_a_prediction_that_overflows_is_an_error_not_inf() -> None:
+    squared = PolynomialModel(("macs*macs",), (1e12,), 0.0)  # every term within the bound
+    predictor = replace(
+        _predictor(), layers={**_predictor().layers, "conv2d": _layer("conv2d", squared, 5.0)}
+    )
+    table = _small_table()
+    huge = replace(table, values=table.values * 1e200)  # MACs**2 overflows float64
+    with pytest.raises(EnergyModelError, match="not a finite number"):
+        predictor.predict_table(huge)
