@@ -7,6 +7,8 @@ import json
 import sys
 from collections import Counter
 
+from adaptive_cnn.cli import values
+
 
 def add_parser(commands) -> None:
     from energy_models.devices import RUNTIMES  # torch-free, unlike energy_models.runtimes
@@ -27,8 +29,14 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by acnn design")
     parser.add_argument("paths", metavar="PATHS", nargs="+", help="images, IDX or .npy files")
-    parser.add_argument("--cloud", metavar="HOST:PORT", help="the cloud model's server")
-    parser.add_argument("--model", default="cloud", help="model name on the server")
+    parser.add_argument(
+        "--cloud",
+        metavar="HOST:PORT",
+        help="the cloud model's server (default: none, the last local stage answers all)",
+    )
+    parser.add_argument(
+        "--model", default="cloud", help="model name on the cloud server (default cloud)"
+    )
     parser.add_argument("--link", default=None, help="link to charge (default: the design's)")
     parser.add_argument("--labels", metavar="FILE", help="true labels (IDX or .npy): accuracy")
     parser.add_argument("--json", action="store_true", help="one JSON object per image + summary")
@@ -39,9 +47,27 @@ def add_parser(commands) -> None:
         help="how the local stages run: torchscript (the module acnn export writes), "
         "onnxruntime or torch (eager); default torchscript",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="images per local batch")
-    parser.add_argument("--deadline-ms", type=float, default=2000.0, help="per cloud attempt")
-    parser.add_argument("--retries", type=int, default=2, help="retries when unavailable/busy")
+    parser.add_argument(
+        "--batch-size",
+        type=values.int_in(1, 65536),
+        default=32,
+        metavar="IMAGES",
+        help="images per local batch, 1..65536 (default 32)",
+    )
+    parser.add_argument(
+        "--deadline-ms",
+        type=values.float_in(maximum=3_600_000.0, above=0.0),
+        default=2000.0,
+        metavar="MS",
+        help="deadline of each cloud attempt, ms, > 0 (default 2000)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=values.int_in(0, 100),
+        default=2,
+        metavar="N",
+        help="retries of a cloud call that is unavailable or busy, 0..100 (default 2)",
+    )
     parser.add_argument("--token-file", metavar="FILE", help="bearer token for the cloud")
     parser.add_argument("--tls-ca", metavar="PEM", help="use TLS, trusting this CA")
     parser.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
@@ -50,9 +76,15 @@ def add_parser(commands) -> None:
         "--wire-dtype",
         default="auto",
         choices=("auto", "fp32", "uint8"),
-        help="pixels on the wire (auto: uint8 for 8-bit whole pixels, else fp32)",
+        help="pixels on the wire (auto: uint8 for 8-bit whole pixels, else fp32; default auto)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=values.threads,
+        default=1,
+        metavar="N",
+        help="torch intra-op threads, 1..1024 (default 1)",
+    )
     parser.set_defaults(run=run_classify)
 
 
@@ -67,7 +99,7 @@ def run_classify(args: argparse.Namespace) -> int:
         from rpc.client import parse_target
 
         parse_target(args.cloud)  # an unusable address is an error before anything runs
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     run = load_run(args.run_dir)
     images, sources = load_inputs(args.paths, run.input)
     labels = load_labels(args.labels, len(images)) if args.labels else None
@@ -113,7 +145,7 @@ def _cloud(args: argparse.Namespace):
         args.cloud,
         model=args.model,
         deadline_s=args.deadline_ms / 1e3,
-        retry=RetryPolicy(attempts=1 + max(0, args.retries)),
+        retry=RetryPolicy(attempts=1 + args.retries),
         token=read_token(args.token_file) if args.token_file else None,
         credentials=channel_credentials(args.tls_ca, args.tls_cert, args.tls_key) if tls else None,
         wire_datatype=args.wire_dtype,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from adaptive_cnn.cli import values
 from adaptive_cnn.tables import format_table, human_count
+
+MAX_CHANNELS = 64
+MAX_SIDE = 4096  # pixels; 64 x 4096 x 4096 fp32 is already 4 GiB for the input alone
+SHAPE_LIMITS = f"C <= {MAX_CHANNELS}, H and W <= {MAX_SIDE}"
+NUM_CLASSES = values.int_in(2, 100_000)
 
 
 def add_datasets_parser(commands) -> None:
@@ -71,9 +77,18 @@ def add_networks_parser(commands) -> None:
         ),
     )
     parser.add_argument(
-        "--input-shape", default="1x28x28", help="C x H x W of one image (default: 1x28x28)"
+        "--input-shape",
+        default="1x28x28",
+        metavar="CxHxW",
+        help=f"C x H x W of one image (default: 1x28x28; {SHAPE_LIMITS})",
     )
-    parser.add_argument("--classes", type=int, default=10, help="number of classes (default: 10)")
+    parser.add_argument(
+        "--classes",
+        type=NUM_CLASSES,
+        default=10,
+        metavar="N",
+        help="number of classes, 2..100000 (default: 10)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per row")
     parser.set_defaults(run=run_networks)
 
@@ -100,11 +115,14 @@ def run_networks(args: argparse.Namespace) -> int:
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
-    """'3x32x32' -> (3, 32, 32); anything else is a ConfigError."""
+    """'3x32x32' -> (3, 32, 32); anything else, or a shape over :data:`SHAPE_LIMITS`
+    (checked before anything is allocated for it), is a ConfigError."""
     from adaptive_cnn.errors import ConfigError
 
     parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
         raise ConfigError(f"input shape must be CxHxW with positive integers, got {text!r}")
     c, h, w = (int(p) for p in parts)
+    if c > MAX_CHANNELS or h > MAX_SIDE or w > MAX_SIDE:
+        raise ConfigError(f"input shape {c}x{h}x{w} is too large: {SHAPE_LIMITS}")
     return c, h, w

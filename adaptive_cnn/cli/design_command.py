@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from adaptive_cnn.cli import values
 from adaptive_cnn.progress import ProgressLine
 from adaptive_cnn.tables import format_table, human_count
 
@@ -46,7 +47,7 @@ def add_parser(commands) -> None:
     run.add_argument("--config", type=Path, metavar="FILE", help="YAML of design settings")
     run.add_argument(
         "--workers",
-        type=int,
+        type=values.whole_number,  # its range is the executor's check (one message for both)
         default=1,
         metavar="N",
         help="candidates trained at once in N local processes (default 1: in-process)",
@@ -75,7 +76,12 @@ def add_parser(commands) -> None:
         help="continue an interrupted run with its saved settings; flags that change what "
         "it evaluated are refused, others (--trials, --final-epochs, ...) apply",
     )
-    run.add_argument("--cache-dir", type=Path, metavar="DIR", help="training cache folder")
+    run.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="training cache folder (default: $ACNN_CACHE_DIR or ~/.cache/acnn)",
+    )
     run.add_argument(
         "--no-baselines",
         action="store_true",

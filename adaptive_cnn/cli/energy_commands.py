@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptive_cnn.cli.data_commands import parse_shape
+from adaptive_cnn.cli import values
+from adaptive_cnn.cli.data_commands import NUM_CLASSES, SHAPE_LIMITS, parse_shape
 from adaptive_cnn.energy_report import ESTIMATE_NOTE, format_report
 from adaptive_cnn.progress import ProgressLine
 from adaptive_cnn.tables import format_table, human_count
@@ -32,9 +33,16 @@ def _add_profile(commands) -> None:
         ),
     )
     p.add_argument(
-        "--device", default="local", help="device profile name or YAML path (acnn devices)"
+        "--device",
+        default="local",
+        help="device profile name or YAML path (acnn devices; default local)",
     )
-    p.add_argument("--devices-dir", metavar="DIR", help="folder of the user's device profiles")
+    p.add_argument(
+        "--devices-dir",
+        metavar="DIR",
+        help="folder of the user's device profiles (default: $ACNN_DEVICES_DIR, else "
+        "~/.config/acnn/devices)",
+    )
     p.add_argument(
         "--out", required=True, metavar="DIR", help="profile directory (created or resumed)"
     )
@@ -44,7 +52,10 @@ def _add_profile(commands) -> None:
         help="inference runtime to time (default: the device profile's)",
     )
     p.add_argument(
-        "--threads", type=int, metavar="N", help="intra-op threads (default: the device's)"
+        "--threads",
+        type=values.threads,
+        metavar="N",
+        help="intra-op threads, 1..1024 (default: the device's)",
     )
     p.add_argument(
         "--quick",
@@ -55,9 +66,15 @@ def _add_profile(commands) -> None:
         "--time-limit",
         metavar="DURATION",
         help="stop starting new measurements after this long (e.g. 10min, 90s); "
-        "re-run the same command to resume",
+        "re-run the same command to resume (default: no limit)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled layers and networks")
+    p.add_argument(
+        "--seed",
+        type=values.seed,
+        default=0,
+        metavar="N",
+        help="seed of the sampled layers and networks (default 0)",
+    )
     p.add_argument(
         "--input-shape",
         action="append",
@@ -65,19 +82,46 @@ def _add_profile(commands) -> None:
         help="input shape of the sampled networks, repeatable (default: 1x28x28 and "
         "3x32x32; --quick: 1x28x28)",
     )
-    p.add_argument("--num-classes", type=int, default=10, metavar="N", help="classifier outputs")
-    p.add_argument("--layers", type=int, metavar="N", help="cap on sampled layer configurations")
-    p.add_argument("--networks", type=int, metavar="N", help="networks timed end to end")
     p.add_argument(
-        "--repeats", type=int, default=30, metavar="N", help="timed calls per measurement (>= 30)"
+        "--num-classes",
+        type=NUM_CLASSES,
+        default=10,
+        metavar="N",
+        help="classifier outputs of the sampled networks, 2..100000 (default 10)",
     )
-    p.add_argument("--warmup", type=int, default=10, metavar="N", help="untimed calls first")
+    p.add_argument(
+        "--layers",
+        type=values.int_in(1, 1_000_000),
+        metavar="N",
+        help="cap on sampled layer configurations (default: the whole sweep)",
+    )
+    p.add_argument(
+        "--networks",
+        type=values.int_in(1, 100_000),
+        metavar="N",
+        help="networks timed end to end (default: the sweep's, fewer with --quick)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=values.int_in(30, 100_000),
+        default=30,
+        metavar="N",
+        help="timed calls per round of a measurement, 30..100000: medians need them (default 30)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=values.int_in(1, 100_000),
+        default=10,
+        metavar="N",
+        help="untimed calls before a measurement, 0..100000 (default 10)",
+    )
     p.add_argument(
         "--rounds",
-        type=int,
+        type=values.int_in(1, 1000),
         default=5,
         metavar="N",
-        help="rounds per measurement, interleaved with other items (median of round medians)",
+        help="rounds per measurement, interleaved with other items (median of round "
+        "medians), 1..1000 (default 5)",
     )
     p.add_argument("--skip-layers", action="store_true", help="time networks only (a held-out set)")
     p.add_argument("--skip-networks", action="store_true", help="time layers only")
@@ -96,13 +140,10 @@ def _add_profile(commands) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from adaptive_cnn.errors import ConfigError
     from adaptive_cnn.profiling import ProfileRequest, default_shapes, sweep_size, take_profile
     from energy_models.devices import load_device
     from energy_models.units import parse_duration_s
 
-    if args.repeats < 30:
-        raise ConfigError(f"--repeats must be >= 30 (got {args.repeats}): medians need them")
     device = load_device(args.device, user_dir=args.devices_dir)
     size = sweep_size(args.quick, args.layers, args.networks)
     shapes = [parse_shape(s) for s in args.input_shape or ()] or default_shapes(args.quick)
@@ -123,7 +164,7 @@ def run_profile(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         warmup=args.warmup,
         repeats=args.repeats,
-        rounds=max(1, args.rounds),
+        rounds=args.rounds,
         quick=args.quick,
         skip_layers=args.skip_layers,
         skip_networks=args.skip_networks,
@@ -161,8 +202,20 @@ def _add_fit(commands) -> None:
     )
     p.add_argument("profile", metavar="DIR", help="profile directory from `acnn profile`")
     p.add_argument("--out", required=True, metavar="FILE", help="predictor file to write (JSON)")
-    p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fold shuffles")
+    p.add_argument(
+        "--folds",
+        type=values.int_in(2, 100),
+        default=5,
+        metavar="K",
+        help="cross-validation folds, 2..100 (default 5)",
+    )
+    p.add_argument(
+        "--seed",
+        type=values.seed,
+        default=0,
+        metavar="N",
+        help="seed of the fold shuffles (default 0)",
+    )
     p.add_argument(
         "--power-csv",
         metavar="FILE",
@@ -237,10 +290,10 @@ def run_fit(args: argparse.Namespace) -> int:
 def _add_report(commands) -> None:
     p = commands.add_parser(
         "energy-report",
-        help="accuracy of a predictor on a held-out profile (RMSPE, MAPE, within 10%%)",
+        help="accuracy of a predictor on a held-out profile (RMSPE, MAPE, share within 10%%)",
         description=(
             "Per-layer-kind RMSPE and model size, and network-level MAPE and share of "
-            "networks within +-10%% for runtime, power and energy, beside a FLOPs baseline "
+            "networks within +-10% for runtime, power and energy, beside a FLOPs baseline "
             "fitted on the same data. Networks and layers the predictor was fitted on are "
             "excluded."
         ),
@@ -284,6 +337,13 @@ def _add_predict(commands) -> None:
     p = commands.add_parser(
         "predict",
         help="predicted latency (ms), power (W), energy (mJ) and memory of an architecture",
+        description=(
+            "Predict with a fitted predictor (acnn fit-energy) the batch-1 latency (ms), mean "
+            "power (W) and energy (mJ) of each architecture on the predictor's device, "
+            "runtime and threads, and its memory: parameters, weight bytes (fp32, int8) and "
+            "peak activation bytes. Energies are labelled estimated when the predictor's "
+            "power is a declared model, not a measurement."
+        ),
     )
     p.add_argument("predictor", metavar="FILE", help="predictor file (acnn fit-energy)")
     p.add_argument(
@@ -293,8 +353,19 @@ def _add_predict(commands) -> None:
         metavar="STR",
         help="architecture string, e.g. conv:c16k3p-c32k3p-fc64 (repeatable)",
     )
-    p.add_argument("--input-shape", default="1x28x28", metavar="CxHxW", help="one input image")
-    p.add_argument("--num-classes", type=int, default=10, metavar="N", help="classifier outputs")
+    p.add_argument(
+        "--input-shape",
+        default="1x28x28",
+        metavar="CxHxW",
+        help=f"shape of one input image (default 1x28x28; {SHAPE_LIMITS})",
+    )
+    p.add_argument(
+        "--num-classes",
+        type=NUM_CLASSES,
+        default=10,
+        metavar="N",
+        help="classifier outputs, 2..100000 (default 10)",
+    )
     p.add_argument("--layers", action="store_true", help="print the per-layer breakdown")
     p.add_argument("--json", action="store_true", help="print one JSON object per architecture")
     p.set_defaults(run=run_predict)
@@ -302,13 +373,19 @@ def _add_predict(commands) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from adaptive_cnn.networks import describe_arch
+    from energy_models.errors import EnergyModelError
     from energy_models.estimate import estimate_layers
     from energy_models.predictor import EnergyPredictor
 
-    predictor = EnergyPredictor.load(args.predictor)
     shape = parse_shape(args.input_shape)
+    predictor = EnergyPredictor.load(args.predictor)
     for arch in args.arch:
-        estimate = estimate_layers(describe_arch(arch, shape, args.num_classes), shape, predictor)
+        try:
+            layers = describe_arch(arch, shape, args.num_classes)
+        except (RuntimeError, MemoryError) as exc:  # its weights could not even be allocated
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EnergyModelError(f"{arch} is too large to describe here: {first}") from None
+        estimate = estimate_layers(layers, shape, predictor)
         if args.json:
             d = {"arch": arch, "input_shape": list(shape), **estimate.to_dict()}
             if not args.layers:

@@ -16,8 +16,12 @@ def add_parser(commands) -> None:
         ),
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by acnn design")
-    parser.add_argument("--format", required=True, choices=("torchscript", "onnx"))
-    parser.add_argument("--out", metavar="DIR", default=None, help="target folder")
+    parser.add_argument(
+        "--format", required=True, choices=("torchscript", "onnx"), help="file format (required)"
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", default=None, help="target folder (default RUN_DIR/export)"
+    )
     parser.set_defaults(run=run_export)
 
 

@@ -18,6 +18,7 @@ from adaptive_cnn.cli import (
     serve_command,
     train_command,
 )
+from adaptive_cnn.cli.parser import ArgumentParser
 from adaptive_cnn.errors import AcnnError
 from energy_models.errors import EnergyModelError
 
@@ -27,7 +28,9 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``acnn`` parser; it and every subcommand's parser print a usage error as one
+    line and exit with :data:`EXIT_USAGE` (see :class:`~adaptive_cnn.cli.parser.ArgumentParser`)."""
+    parser = ArgumentParser(
         prog="acnn",
         description=(
             "Design and run adaptive CNN cascades (cheap local CNN -> larger local CNN -> "
@@ -53,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``acnn`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help and --version exit 0 as usual; a usage error returns
+        if exc.code in (0, None):
+            raise
+        return EXIT_USAGE
     try:
         return int(args.run(args) or 0)
     except (AcnnError, EnergyModelError) as exc:

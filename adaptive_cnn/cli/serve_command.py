@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from adaptive_cnn.cli import values
+
+MAX_MESSAGE_MIB = 2047  # gRPC's message size is a signed 32-bit byte count
+
 
 def add_parser(commands) -> None:
     from energy_models.devices import RUNTIMES  # torch-free, unlike energy_models.runtimes
@@ -23,20 +27,63 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by acnn design")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8001, help="port (default 8001; 0: any)")
-    parser.add_argument("--max-batch-size", type=int, default=32, help="images per model call")
     parser.add_argument(
-        "--max-queue-delay-ms", type=float, default=2.0, help="wait for a batch to fill, ms"
+        "--port",
+        type=values.port,
+        default=8001,
+        metavar="PORT",
+        help="TCP port, 1..65535; 0: any free port, printed when serving (default 8001)",
     )
     parser.add_argument(
-        "--max-queue-size", type=int, default=256, help="queued requests per model before refusal"
+        "--max-batch-size",
+        type=values.int_in(1, 65536),
+        default=32,
+        metavar="IMAGES",
+        help="most images per model call, 1..65536 (default 32)",
     )
-    parser.add_argument("--workers", type=int, default=64, help="calls handled at once")
     parser.add_argument(
-        "--max-message-mb", type=float, default=16.0, help="largest message, MiB (default 16)"
+        "--max-queue-delay-ms",
+        type=values.float_in(0.0, 60_000.0),
+        default=2.0,
+        metavar="MS",
+        help="longest wait for a batch to fill, ms, 0..60000 (default 2)",
     )
-    parser.add_argument("--drain-s", type=float, default=10.0, help="grace period on SIGTERM, s")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--max-queue-size",
+        type=values.int_in(1, 1_000_000),
+        default=256,
+        metavar="REQUESTS",
+        help="queued requests per model before RESOURCE_EXHAUSTED, 1..1000000 (default 256)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=values.int_in(1, 4096),
+        default=64,
+        metavar="N",
+        help="gRPC calls handled at once (server threads), 1..4096 (default 64)",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=values.float_in(maximum=MAX_MESSAGE_MIB, above=0.0),
+        default=16.0,
+        metavar="MIB",
+        help=f"largest request or response, MiB, at most {MAX_MESSAGE_MIB} (gRPC's limit; "
+        "default 16)",
+    )
+    parser.add_argument(
+        "--drain-s",
+        type=values.float_in(0.0, 3600.0),
+        default=10.0,
+        metavar="S",
+        help="grace period for calls in flight on SIGTERM, s, 0..3600 (default 10)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=values.threads,
+        default=None,
+        metavar="N",
+        help="torch intra-op threads, 1..1024 (default: torch's choice, all cores)",
+    )
     parser.add_argument(
         "--runtime",
         default="torchscript",
@@ -57,7 +104,7 @@ def add_parser(commands) -> None:
         "--log-level",
         default="info",
         choices=("debug", "info", "warning"),
-        help="debug: one JSON line per call",
+        help="debug: one JSON line per call (default info)",
     )
     parser.set_defaults(run=run_serve)
 

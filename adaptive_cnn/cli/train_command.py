@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from adaptive_cnn.cli import values
 from adaptive_cnn.errors import ConfigError
 from adaptive_cnn.progress import ProgressLine
 from adaptive_cnn.tables import human_count
@@ -48,47 +49,62 @@ def add_parser(commands) -> None:
         help="YAML file of training settings; flags override it",
     )
     parser.add_argument(
-        "--epochs", type=float, metavar="N", help="training epochs, fractions allowed (default: 3)"
+        "--epochs",
+        type=values.positive_float,
+        metavar="N",
+        help="training epochs, fractions allowed (default: 3)",
     )
     parser.add_argument(
         "--subset",
-        type=int,
+        type=values.positive_int,
         metavar="IMAGES",
         help="train on this many training images (default: all)",
     )
     parser.add_argument(
-        "--batch-size", type=int, metavar="IMAGES", help="images per step (default: 128)"
+        "--batch-size",
+        type=values.positive_int,
+        metavar="IMAGES",
+        help="images per step (default: 128)",
     )
     parser.add_argument(
-        "--lr", type=float, metavar="RATE", help="peak AdamW learning rate (default: 0.002)"
+        "--lr",
+        type=values.positive_float,
+        metavar="RATE",
+        help="peak AdamW learning rate, > 0 (default: 0.002)",
     )
     parser.add_argument(
-        "--weight-decay", type=float, metavar="COEF", help="AdamW weight decay (default: 0.0001)"
+        "--weight-decay",
+        type=values.non_negative_float,
+        metavar="COEF",
+        help="AdamW weight decay, >= 0 (default: 0.0001)",
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=values.seed,
         metavar="N",
         default=0,
         help="seed of init, subset and batch order (default: 0)",
     )
     parser.add_argument(
         "--split-seed",
-        type=int,
+        type=values.seed,
         metavar="N",
         default=0,
         help="seed of the validation split (default: 0)",
     )
     parser.add_argument(
         "--val-fraction",
-        type=fraction_or_count,
+        type=values.fraction_or_count,
         default=0.1,
         metavar="F",
         help="validation share of the training images, a fraction in (0, 1) or an image "
         "count (default: 0.1)",
     )
     parser.add_argument(
-        "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)"
+        "--threads",
+        type=values.threads,
+        metavar="N",
+        help="torch CPU threads, 1..1024 (default: torch's choice)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -118,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     arch = resolve_arch(args)
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     dataset = load_dataset(
         args.dataset, data_dir=args.data_dir, seed=args.split_seed, val_fraction=args.val_fraction
     )
+    batch = min(config.batch_size, config.subset or len(dataset.train))
+    check_fits_memory(arch, dataset.input_shape, dataset.num_classes, batch)
     cache = None if args.no_cache else TrainingCache(args.cache_dir or default_cache_dir())
     line = ProgressLine(f"train {arch}", enabled=not args.quiet)
     result = train(
@@ -146,12 +162,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def fraction_or_count(text: str) -> float | int:
-    """'0.1' -> 0.1 (a share), '500' -> 500 (an image count)."""
+def check_fits_memory(
+    arch, input_shape: tuple[int, int, int], num_classes: int, batch: int
+) -> None:
+    """Refuse, before it is built, a network whose training needs more than the local
+    device profile's memory limit (``acnn devices``): at least its fp32 weights four times
+    (weights, gradients, AdamW's two moments) plus ``batch`` x its peak activations."""
+    from adaptive_cnn.networks import describe_arch
+    from energy_models.devices import load_device
+    from energy_models.memory import memory_estimate
+    from energy_models.units import format_bytes
+
+    limit = load_device("local").memory_limit_bytes
     try:
-        return int(text)
-    except ValueError:
-        return float(text)
+        memory = memory_estimate(describe_arch(arch, input_shape, num_classes), input_shape)
+    except (RuntimeError, MemoryError) as exc:  # its weights could not even be allocated
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{arch} is too large to build here: {first}") from None
+    needed = 4 * memory.weight_bytes_fp32 + batch * memory.peak_activation_bytes_fp32
+    if needed > limit:
+        raise ConfigError(
+            f"{arch} needs at least {format_bytes(needed)} to train at batch {batch} "
+            f"({human_count(memory.params)} params: 4 x {format_bytes(memory.weight_bytes_fp32)}"
+            f" of fp32 weights, gradients and AdamW moments + {batch} x "
+            f"{format_bytes(memory.peak_activation_bytes_fp32)} of peak activations), over the "
+            f"local device's memory limit of {format_bytes(limit)} (acnn devices)"
+        )
 
 
 def resolve_config(args: argparse.Namespace):

@@ -18,6 +18,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
+from adaptive_cnn.cli import values
 from adaptive_cnn.reproduce import design_runs as dr
 from adaptive_cnn.reproduce.iso_accuracy import (
     SystemPoint,
@@ -41,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     dr.add_search_arguments(p, "seeds (default 0 1 2; --quick 0)")
     p.add_argument(
         "--stages",
-        type=int,
+        type=values.int_in(1, 3),
         nargs="+",
         default=[2, 3],
         metavar="N",
@@ -56,8 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cloud-latency-ms",
-        type=float,
+        type=values.non_negative_float,
         default=5.0,
+        metavar="MS",
         help="the cloud model's inference time per image, ms (default 5; the device idles)",
     )
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_cnn.cli import values
 from adaptive_cnn.reproduce.registry import ReproduceError
 
 JOURNAL, SEARCH_CONFIG = "journal.jsonl", "config.json"
@@ -173,7 +174,7 @@ def add_search_arguments(
     from adaptive_cnn.design import BOSettings, DesignConfig
     from adaptive_cnn.design.settings import add_arguments
 
-    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help=seeds_help)
+    p.add_argument("--seeds", type=values.seed, nargs="+", metavar="S", help=seeds_help)
     shown = {k: f"{full[k]:g}{quick(k)}" for k in DESIGN_FLAGS if k in full}
     add_arguments(p, BOSettings, only=DESIGN_FLAGS, shown_defaults=shown)
     add_arguments(p, DesignConfig, only=("proxy_subset", "final_epochs"), shown_defaults=shown)
@@ -228,15 +229,18 @@ def add_search_arguments(
     )
     p.add_argument(
         "--target-ratio",
-        type=float,
+        type=values.positive_float,
         default=2.5,
+        metavar="RATIO",
         help="search budget = best single network's predicted energy / this (default 2.5)",
     )
     p.add_argument(
         "--iso-points",
-        type=float,
+        type=values.non_negative_float,
         default=0.5,
-        help="iso-accuracy: within this many points of the best single (default 0.5)",
+        metavar="POINTS",
+        help="iso-accuracy: within this many accuracy points (percent) of the best single "
+        "(default 0.5)",
     )
     p.add_argument(
         "--iso-margin",

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_cnn.cli import values
 from adaptive_cnn.reproduce.registry import Experiment, ReproduceError, register_experiment
 from adaptive_cnn.reproduce.writer import ResultWriter
 
@@ -60,8 +61,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="torch",
         help="inference runtime of the default profiles (default: torch)",
     )
-    p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fit's fold shuffles")
+    p.add_argument(
+        "--folds",
+        type=values.int_in(2, 100),
+        default=5,
+        metavar="K",
+        help="cross-validation folds, 2..100 (default 5)",
+    )
+    p.add_argument(
+        "--seed",
+        type=values.seed,
+        default=0,
+        metavar="N",
+        help="seed of the fit's fold shuffles (default 0)",
+    )
 
 
 def run(args: argparse.Namespace, out: ResultWriter) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_cnn.cli.values import int_in
 from adaptive_cnn.reproduce.offload_model import SWEEPS
 from adaptive_cnn.reproduce.registry import Experiment, ReproduceError, register_experiment
 from adaptive_cnn.reproduce.writer import ResultWriter
@@ -61,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--points",
-        type=int,
+        type=int_in(2, 10_000),
         metavar="N",
         help=f"grid points per sweep (default {FULL_POINTS}; --quick {QUICK_POINTS})",
     )

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from adaptive_cnn.cli import values
+
 TARGET_RATIO = 0.2
 METHODS = ("single-path", "bo")
 QUICK = {
@@ -81,7 +83,7 @@ def add_setting_arguments(p: argparse._ActionsContainer) -> None:
         add_arguments(p, cls, only=DECLARED[cls.__name__], shown_defaults=shown)
     p.add_argument(
         "--search-subset",
-        type=int,
+        type=values.positive_int,
         metavar="IMAGES",
         help="single-path: training images of the supernet search (default: --proxy-subset)",
     )

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from adaptive_cnn.cli import values
 from adaptive_cnn.reproduce import search_cost as cost
 from adaptive_cnn.reproduce.registry import Experiment, ReproduceError, register_experiment
 from adaptive_cnn.reproduce.writer import ResultWriter
@@ -38,8 +39,16 @@ ROW_KEYS = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     cost.add_setting_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument(
+        "--seed", type=values.seed, default=0, metavar="N", help="search seed (default 0)"
+    )
+    p.add_argument(
+        "--threads",
+        type=values.threads,
+        default=1,
+        metavar="N",
+        help="torch threads, 1..1024 (default 1)",
+    )
     p.add_argument(
         "--predictor",
         type=Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,8 @@ def _number(name: str, value: Any, kind: type) -> float | int:
         number = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):  # inf would pass every range check below
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if kind is int and not number.is_integer():
         raise ConfigError(f"{name} must be a whole number, got {value!r}")
     return int(number) if kind is int else number
