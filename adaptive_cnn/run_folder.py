@@ -319,6 +319,7 @@ class _Fields:
 
 def _parse(root: Path, summary: Mapping[str, Any], f: _Fields) -> RunFolder:
     _check_version(summary, f)
+    _figures(summary, f)
     listed = f.sequence(f.required(summary, "stages", ""), "stages")
     stages = tuple(_stage(root, i, s, f) for i, s in enumerate(listed, start=1))
     if not stages or stages[0].remote or any(s.remote for s in stages[:-1]):
@@ -339,6 +340,89 @@ def _parse(root: Path, summary: Mapping[str, Any], f: _Fields) -> RunFolder:
         cloud_latency_ms=f.number(config.get("cloud_latency_ms", 0.0), "config.cloud_latency_ms"),
         summary=summary,
     )
+
+
+#: the design's figures in result.json and how each is checked (where it is present: the
+#: runtime needs none of them; ``acnn report`` needs them all, see :func:`require_figures`)
+FIGURES: dict[str, str] = {
+    "energy_mj": "amount",
+    "val_energy_mj": "amount",
+    "budget_mj": "optional amount",
+    "min_accuracy": "optional number",
+    "test_accuracy": "fraction",
+    "val_accuracy": "fraction",
+    "offload_rate": "fraction",
+    "bytes_per_image": "amount",
+    "latency_ms": "amount",
+    "exit_fractions": "fractions",
+    "thresholds": "thresholds",
+    "evaluations": "whole",
+    "trained_infeasible": "whole",
+    "oracle": "oracle",
+    "energy_note": "string",
+    "baselines": "rows",
+    "reranked": "rows",
+    "rerank_skipped": "rows",
+}
+
+
+#: the figures every finished design reports (the others depend on the method)
+REPORTED = (
+    "energy_mj", "test_accuracy", "val_accuracy", "offload_rate", "bytes_per_image",
+    "exit_fractions", "thresholds", "evaluations", "trained_infeasible", "oracle",
+    "energy_note",
+)  # fmt: skip
+
+
+def _figures(summary: Mapping[str, Any], f: _Fields) -> None:
+    for key, kind in FIGURES.items():
+        if key in summary:
+            _figure(summary[key], key, kind, f)
+
+
+def _figure(value: Any, key: str, kind: str, f: _Fields) -> None:
+    if kind.startswith("optional "):
+        if value is not None:
+            _figure(value, key, kind.removeprefix("optional "), f)
+    elif kind == "number":
+        f.number(value, key)
+    elif kind == "amount":  # energy, bytes, time: never negative
+        if f.number(value, key) < 0:
+            f.fail(key, f"must be >= 0, got {value}")
+    elif kind == "fraction":
+        if not 0.0 <= f.number(value, key) <= 1.0:
+            f.fail(key, f"must lie in [0, 1], got {value}")
+    elif kind == "fractions":
+        for i, v in enumerate(f.sequence(value, key)):
+            _figure(v, f"{key}[{i}]", "fraction", f)
+    elif kind == "thresholds":  # +inf is "never exit here"
+        for i, v in enumerate(f.sequence(value, key)):
+            if not (isinstance(v, int | float) and v == math.inf):
+                f.number(v, f"{key}[{i}]")
+    elif kind == "whole":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            f.fail(key, f"must be a whole number >= 0, got {_show(value)}")
+    elif kind == "oracle":
+        oracle = f.mapping(value, key)
+        _figure(f.required(oracle, "energy_mj", key), f"{key}.energy_mj", "amount", f)
+        _figure(f.required(oracle, "test_accuracy", key), f"{key}.test_accuracy", "fraction", f)
+    elif kind == "string":
+        f.string(value, key)
+    elif kind == "rows":
+        for i, row in enumerate(f.sequence(value, key)):
+            f.mapping(row, f"{key}[{i}]")
+
+
+def require_figures(run: RunFolder) -> Mapping[str, Any]:
+    """The summary of ``run`` with every design figure present (what ``acnn report``
+    shows); a folder without them is a :class:`RunFolderError`."""
+    source, _ = read_summary(run.path)
+    f = _Fields(source)
+    for key in REPORTED:
+        f.required(run.summary, key, "")
+    if len(run.summary["exit_fractions"]) != len(run.stages):
+        f.fail("exit_fractions", f"must give one fraction per stage ({len(run.stages)})")
+    return run.summary
 
 
 def _check_version(summary: Mapping[str, Any], f: _Fields) -> None:

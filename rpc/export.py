@@ -41,12 +41,17 @@ def export_run(run: RunFolder, fmt: str, out_dir: str | Path | None = None) -> l
     """
     check_format(fmt)
     out = Path(out_dir) if out_dir is not None else run.path / "export"
-    out.mkdir(parents=True, exist_ok=True)
     example = example_input(run)
+    # every stage is loaded (and its weights checked) before anything is written, so a
+    # run folder with a bad stage leaves no half-written export behind
+    files = {
+        stage.name: stage_file(load_stage_model(run, stage), example, fmt) for stage in run.stages
+    }
+    out.mkdir(parents=True, exist_ok=True)
     written, manifest = [], {}
     for stage in run.stages:
         path = out / f"{stage.name}{SUFFIX[fmt]}"
-        path.write_bytes(stage_file(load_stage_model(run, stage), example, fmt))
+        path.write_bytes(files[stage.name])
         written.append(path)
         manifest[stage.name] = {"file": path.name, "arch": stage.arch, "where": stage.where}
     spec = {

@@ -15,7 +15,7 @@ from selector import pareto_front
 def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The run's result (its summary, validated by :func:`adaptive_cnn.run_folder.load_run`)
     and its journal (evaluations in order)."""
-    result = dict(run_folder.load_run(run_dir).summary)
+    result = dict(run_folder.require_figures(run_folder.load_run(run_dir)))
     return result, journal_file.records(Path(run_dir))
 
 
