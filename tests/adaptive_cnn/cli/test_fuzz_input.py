@@ -271,3 +271,75 @@ def test_a_corrupted_run_folder_is_one_line_and_runs_nothing(
     assert code == 2 and _one_error_line(err), (corrupt.__name__, command, err)
     assert not (case / MARKER).exists(), "a pickle in the run folder ran code"
     assert _listing(case).keys() == before.keys(), "a refused command left files behind"
+
+
+# --- every subcommand's numeric flags ----------------------------------------------------
+
+
+def _numeric_options() -> list[tuple[str, str, str]]:
+    """(command, flag, kind) of every option of every subcommand whose value is a number
+    (``int`` or ``float``, by the converter argparse was given)."""
+    import argparse
+
+    from adaptive_cnn.cli.main import build_parser
+    from adaptive_cnn.cli.values import _finite, _whole
+
+    whole = {int, _whole}
+    found = []
+    top = build_parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        parsers = [(f"{name} {n}", p) for a in nested for n, p in a.choices.items()] or [
+            (name, sub)
+        ]
+        for command, parser in parsers:
+            for action in parser._actions:
+                kind = _kind_of(action.type, whole, _finite)
+                if kind and action.option_strings:
+                    found.append((command, action.option_strings[-1], kind))
+    return found
+
+
+def _kind_of(converter, whole, finite) -> str | None:
+    if converter is None:
+        return None
+    if converter in whole:
+        return "int"
+    if converter in (float, finite):
+        return "float"
+    name = getattr(converter, "__qualname__", "")
+    if name.startswith(("int_in", "port")):
+        return "int"
+    if name.startswith("float_in"):
+        return "float"
+    return None
+
+
+NUMERIC_OPTIONS = _numeric_options()
+#: text no number flag may take: not a number, not finite, not whole for an integer
+BAD_NUMBERS = {
+    "int": ["2.5", "many", "1e400", "nan", "", "0x", "9" * 400],
+    "float": ["nan", "inf", "-inf", "1e400", "fast", ""],
+}
+
+
+def test_the_fuzzer_sees_the_numeric_options_of_every_command() -> None:
+    commands = {c.split()[0] for c, _, _ in NUMERIC_OPTIONS}
+    assert {"train", "serve", "classify", "profile", "predict", "reproduce"} <= commands
+    assert ("serve", "--port", "int") in NUMERIC_OPTIONS
+
+
+@FUZZ
+@given(
+    case=st.sampled_from(NUMERIC_OPTIONS).flatmap(
+        lambda o: st.tuples(st.just(o), st.sampled_from(BAD_NUMBERS[o[2]]))
+    )
+)
+def test_a_bad_number_for_any_flag_of_any_command_is_one_line(case, capsys) -> None:
+    (command, flag, _), text = case
+    positional = {"serve": ["RUN"], "classify": ["RUN", "x.npy"], "export": ["RUN"],
+                  "predict": ["P"], "fit-energy": ["P"], "energy-report": ["P"],
+                  "report": ["RUN"]}.get(command, [])  # fmt: skip
+    code, err = _run([*command.split(), *positional, f"{flag}={text}"], capsys)
+    assert code == 2 and _one_error_line(err), (command, flag, text, err)
