@@ -21,9 +21,10 @@ from adaptive_cnn.cli import (
 from adaptive_cnn.cli.parser import ArgumentParser
 from adaptive_cnn.errors import AcnnError
 from energy_models.errors import EnergyModelError
+from selector.errors import SelectorError
 
 EXIT_USAGE = 2
-EXIT_IO = 1
+EXIT_IO = 2  # a file named on the command line is input too
 EXIT_INTERRUPTED = 130
 
 
@@ -64,12 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.run(args) or 0)
-    except (AcnnError, EnergyModelError) as exc:
-        print(f"acnn: error: {exc}", file=sys.stderr)
+    except (AcnnError, EnergyModelError, SelectorError) as exc:
+        print(f"acnn: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
-        print(f"acnn: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file the command was given: missing, unreadable, full disk
+        print(f"acnn: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_IO
     except KeyboardInterrupt:
         print("acnn: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line (a message from a library may hold newlines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
