@@ -154,29 +154,28 @@ def test_corrupt_profile_is_a_one_line_error(tmp_path, capsys, profiles):
 
 
 def test_missing_default_profiles_are_taken_first(tmp_path, monkeypatch, profile_writer):
-    """On a fresh machine the default folders are profiled (acnn profile, faked here)."""
-    import adaptive_cnn.cli.main as cli
+    """On a fresh machine the default folders are profiled (take_profile, faked here)."""
+    import adaptive_cnn.profiling as profiling
     from adaptive_cnn.reproduce import neuralpower
 
     calls, kinds = [], {}
 
-    def fake_acnn(argv):
-        calls.append(argv)
-        out = Path(argv[argv.index("--out") + 1])
-        if "--seed" in argv:  # the held-out profile: other networks, kinds the fit saw
+    def fake_take_profile(request, progress=None):
+        calls.append(request)
+        out = Path(request.out)
+        if request.seed == 1:  # the held-out profile: other networks, kinds the fit saw
             profile_writer(out, seed=1, n_networks=12, kinds=kinds["fit"])
         else:
             kinds["fit"] = profile_writer(out, seed=0, n_networks=40)
-        return 0
 
-    monkeypatch.setattr(neuralpower, "PROFILES_DIR", tmp_path / "profiles")
-    monkeypatch.setattr(cli, "main", fake_acnn)
+    monkeypatch.setattr(neuralpower, "profiles_dir", lambda: tmp_path / "profiles")
+    monkeypatch.setattr(profiling, "take_profile", fake_take_profile)
     code = main(["reproduce", "neuralpower", "--quick", "--quiet", "--out", str(tmp_path / "o")])
     assert code == 0
-    assert [c[:1] + c[-1:] for c in calls] == [["profile", "--quick"]] * 2
-    assert calls[0][calls[0].index("--out") + 1].endswith("fit-torch-quick")
+    assert [(c.runtime, c.quick) for c in calls] == [("torch", True)] * 2
+    assert str(calls[0].out).endswith("fit-torch-quick")
     held = calls[1]
-    assert held[held.index("--seed") + 1] == "1" and held[held.index("--layers") + 1] == "60"
+    assert held.seed == 1 and held.size.max_layers == 60
     # a second run finds them and profiles nothing
     assert (
         main(["reproduce", "neuralpower", "--quick", "--quiet", "--out", str(tmp_path / "p")]) == 0
