@@ -7,7 +7,7 @@ import json
 import sys
 from collections import Counter
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 
 
 def add_parser(commands) -> None:

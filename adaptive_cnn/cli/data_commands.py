@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 from adaptive_cnn.tables import format_table, human_count
 
 MAX_CHANNELS = 64

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 from adaptive_cnn.progress import ProgressLine
 from adaptive_cnn.tables import format_table, human_count
 

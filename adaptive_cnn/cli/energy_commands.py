@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 from adaptive_cnn.cli.data_commands import NUM_CLASSES, SHAPE_LIMITS, parse_shape
 from adaptive_cnn.energy_report import ESTIMATE_NOTE, format_report
 from adaptive_cnn.progress import ProgressLine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 
 MAX_MESSAGE_MIB = 2047  # gRPC's message size is a signed 32-bit byte count
 

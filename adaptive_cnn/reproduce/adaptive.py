@@ -18,7 +18,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 from adaptive_cnn.reproduce import design_runs as dr
 from adaptive_cnn.reproduce.iso_accuracy import (
     SystemPoint,

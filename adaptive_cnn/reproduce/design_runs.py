@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 from adaptive_cnn.reproduce.registry import ReproduceError
 
 JOURNAL, SEARCH_CONFIG = "journal.jsonl", "config.json"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 from adaptive_cnn.reproduce.registry import Experiment, ReproduceError, register_experiment
 from adaptive_cnn.reproduce.writer import ResultWriter
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_cnn.cli.values import int_in
+from adaptive_cnn.flag_values import int_in
 from adaptive_cnn.reproduce.offload_model import SWEEPS
 from adaptive_cnn.reproduce.registry import Experiment, ReproduceError, register_experiment
 from adaptive_cnn.reproduce.writer import ResultWriter

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 
 TARGET_RATIO = 0.2
 METHODS = ("single-path", "bo")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_cnn.cli import values
+from adaptive_cnn import flag_values as values
 from adaptive_cnn.cli.main import build_parser, main
 from energy_models.predictor import EnergyPredictor
 
@@ -161,7 +161,7 @@ def test_every_checked_number_option_states_its_default(capsys) -> None:
                 missing.append(f"{name} {action.option_strings[0]}")
             assert action.type not in NUMERIC_TYPES or action.type is None, (
                 f"{name} {action.option_strings}: plain {action.type.__name__} accepts nan, "
-                "inf or rounds nothing; use adaptive_cnn.cli.values"
+                "inf or rounds nothing; use adaptive_cnn.flag_values"
             )
     assert not missing
 

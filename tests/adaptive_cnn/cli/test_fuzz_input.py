@@ -282,7 +282,7 @@ def _numeric_options() -> list[tuple[str, str, str]]:
     import argparse
 
     from adaptive_cnn.cli.main import build_parser
-    from adaptive_cnn.cli.values import _finite, _whole
+    from adaptive_cnn.flag_values import _finite, _whole
 
     whole = {int, _whole}
     found = []
