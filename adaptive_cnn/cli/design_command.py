@@ -100,20 +100,20 @@ def resolve_config(args: argparse.Namespace):
     from adaptive_cnn.errors import ConfigError
 
     if args.resume:
-        values, source = read_config(args.resume).to_dict(), f"{args.resume}/config.yaml"
+        given, source = read_config(args.resume).to_dict(), f"{args.resume}/config.yaml"
     elif args.config:
-        values, source = _read_yaml(args.config), str(args.config)
+        given, source = _read_yaml(args.config), str(args.config)
     else:
-        values, source = {}, "the command line"
+        given, source = {}, "the command line"
     flags = values_from_args(args, DesignConfig)
     for settings in SEARCH_SETTINGS.values():
         flags.update(values_from_args(args, settings))
     if args.method is not None:
         flags["method"] = args.method
-    values.update(flags)
-    if values.get("budget_mj", values.get("budget")) is None and values.get("min_accuracy") is None:
+    given.update(flags)
+    if given.get("budget_mj", given.get("budget")) is None and given.get("min_accuracy") is None:
         raise ConfigError("give an energy budget (--budget 2mJ) or --min-accuracy")
-    return DesignConfig.from_dict(values, source)
+    return DesignConfig.from_dict(given, source)
 
 
 def _read_yaml(path: Path) -> dict:

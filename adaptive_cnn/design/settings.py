@@ -207,7 +207,7 @@ def values_of(
     converted and checked; aliases (``budget: 2mJ``) name their setting."""
     for cls in classes:
         for d in declared(cls):
-            for key in (d.name, d.setting.alias):
+            for key in (d.setting.alias, d.name):  # the name last: it wins (flags set it)
                 if key is not None and key in mapping:
                     yield d.name, convert(d, mapping[key], source)
 

@@ -170,3 +170,15 @@ def test_an_unknown_cost_form_in_a_config_file_is_a_one_line_error(
     assert main(_single_path_args(sp_predictor, tmp_path, *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert "cost form must be one of log, budget" in err and len(err.splitlines()) == 1
+
+
+def test_a_config_file_gives_the_budget_with_its_unit_and_a_flag_overrides_it(tmp_path) -> None:
+    from adaptive_cnn.cli.design_command import resolve_config
+    from adaptive_cnn.cli.main import build_parser
+
+    path = tmp_path / "design.yaml"
+    path.write_text("budget: 500uJ\ndataset: digits\nlink: none\n")
+    parse = build_parser().parse_args
+    assert resolve_config(parse(["design", "--config", str(path)])).budget_mj == 0.5
+    flagged = parse(["design", "--config", str(path), "--budget", "2mJ"])
+    assert resolve_config(flagged).budget_mj == 2.0  # flags over the file, alias or not
