@@ -1,8 +1,10 @@
 """Dynamic batching with a bounded queue, per-request deadlines and a drain.
 
-Requests queue up to ``max_queue_size``; one worker thread takes as many as fit in
+Requests queue up to ``max_queue_size``; a free worker thread takes as many as fit in
 ``max_batch_size`` images, waiting at most ``max_queue_delay_ms`` after the oldest one
-arrived for more to join, runs the model once, and splits the result. A full queue refuses
+arrived for more to join, runs the model once, and splits the result. ``instances``
+worker threads run batches of one model at once (the runtimes release the GIL while a
+model runs: ONNX Runtime's ``session.run`` and torch's kernels). A full queue refuses
 at once (:class:`QueueFull`) rather than letting callers wait without bound; a request
 whose deadline passed while it queued is dropped (:class:`DeadlineExpired`) rather than
 computed for nobody.
@@ -40,14 +42,16 @@ class _Item:
 
 
 class DynamicBatcher:
-    """Runs ``fn`` over concatenated request batches on one worker thread.
+    """Runs ``fn`` over concatenated request batches on ``instances`` worker threads.
 
     Args:
-        fn: (N, ...) array -> (N, ...) array, the model (called with the GIL released
-            inside torch, so one thread suffices on a CPU server).
+        fn: (N, ...) array -> (N, ...) array, the model; called from several threads at
+            once when ``instances`` > 1, so it must be thread-safe (an ONNX Runtime
+            session and a torch module in inference mode are).
         max_batch_size: most images per call of ``fn``; a request never exceeds it.
         max_queue_delay_ms: how long the oldest queued request waits for company.
-        max_queue_size: most requests waiting (not counting the batch being computed).
+        max_queue_size: most requests waiting (not counting the batches being computed).
+        instances: calls of ``fn`` that may run at once (worker threads), >= 1.
         clock: monotonic seconds (passed in so tests can reason about deadlines).
     """
 
@@ -58,18 +62,23 @@ class DynamicBatcher:
         max_batch_size: int,
         max_queue_delay_ms: float,
         max_queue_size: int,
+        instances: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
-            raise ValueError("batch and queue sizes must be >= 1 and the delay >= 0")
+        if min(max_batch_size, max_queue_size, instances) < 1 or max_queue_delay_ms < 0:
+            raise ValueError("batch size, queue size and instances must be >= 1, the delay >= 0")
         self.fn, self.clock = fn, clock
         self.max_batch_size, self.max_queue_size = max_batch_size, max_queue_size
         self.max_queue_delay_s = max_queue_delay_ms / 1e3
         self._queue: deque[tuple[float, _Item]] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="acnn-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"acnn-batcher-{i}", daemon=True)
+            for i in range(instances)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, images: np.ndarray, deadline: float | None = None) -> Future:
         """Queue one request of ``len(images)`` images; its future gets the outputs.
@@ -91,18 +100,22 @@ class DynamicBatcher:
         return item.future
 
     def close(self, timeout: float | None = None) -> None:
-        """Refuse new requests, finish the queued ones, stop the worker."""
+        """Refuse new requests, finish the queued ones, stop the workers (within
+        ``timeout`` seconds in all)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        end = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if end is None else max(0.0, end - time.monotonic()))
 
     def _loop(self) -> None:
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._run(batch)
+            if batch:  # empty when another worker took the queue while this one waited
+                self._run(batch)
 
     def _next_batch(self) -> list[_Item] | None:
         with self._cond:

@@ -100,3 +100,19 @@ def test_every_request_gets_its_own_rows_back(sizes, max_batch):
     for x, future in zip(inputs, futures, strict=True):
         assert np.array_equal(future.result(5), x + 1)
     batcher.close(5)
+
+
+def test_instances_compute_batches_of_one_model_at_once():
+    both_in = threading.Barrier(2, timeout=5)  # broken unless two calls overlap
+
+    def model(x):
+        both_in.wait()
+        return x + 1
+
+    batcher = DynamicBatcher(
+        model, max_batch_size=1, max_queue_delay_ms=0, max_queue_size=4, instances=2
+    )
+    futures = [batcher.submit(np.full((1, 2), i)) for i in range(2)]
+    assert [f.result(10)[0, 0] for f in futures] == [1, 2]
+    batcher.close(5)
+    assert not any(t.is_alive() for t in batcher._threads)
