@@ -23,7 +23,21 @@ from rpc.tensors import TensorError, decode_raw
 
 VERSION = "1"
 INPUT_DATATYPES = ("FP32", "UINT8")  # FP32 is advertised; UINT8 saves 4x the bytes
-PLATFORM = "acnn_pytorch"
+# ModelMetadata's platform per runtime: Triton's names where Triton has one
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}
+PLATFORM = "acnn_pytorch"  # eager torch
+DEFAULT_RUNTIME = "onnxruntime"  # what a run folder that records no runtime is served in
+
+
+def serving_runtime(run: RunFolder, requested: str | None = None) -> str:
+    """The runtime to serve ``run`` in: ``requested``, else the runtime the design was
+    priced for (where the run folder records one), else :data:`DEFAULT_RUNTIME`."""
+    return requested or priced_runtime(run) or DEFAULT_RUNTIME
+
+
+def priced_runtime(run: RunFolder) -> str | None:
+    """The runtime ``run``'s energies were priced for, or None where it is not recorded."""
+    return getattr(run, "runtime", None)  # run folders before issue 22 record none
 
 
 class RequestError(Exception):
@@ -36,20 +50,21 @@ class RequestError(Exception):
 
 @dataclass
 class ServedModel:
-    """One served stage: its spec, tensor metadata and batcher."""
+    """One served stage: its spec, tensor metadata, batcher and the runtime it runs in."""
 
     name: str
     stage: StageSpec
     input_shape: tuple[int, int, int]
     num_classes: int
     batcher: DynamicBatcher
+    runtime: str
 
     def metadata(self) -> pb.ModelMetadataResponse:
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
             name=self.name,
             versions=[VERSION],
-            platform=PLATFORM,
+            platform=PLATFORMS.get(self.runtime, PLATFORM),
             inputs=[tensor(name=INPUT_NAME, datatype="FP32", shape=[-1, *self.input_shape])],
             outputs=[tensor(name=OUTPUT_NAME, datatype="FP32", shape=[-1, self.num_classes])],
         )
@@ -62,9 +77,13 @@ class ModelRepository:
         run: the design run folder.
         max_batch_size, max_queue_delay_ms, max_queue_size: batcher settings per model.
         names: stage names to serve (default: all, the cloud model as ``cloud``).
-        runtime: how each stage runs: ``torchscript`` (traced, frozen and optimised,
-            checked against eager torch; the default), ``torch`` (eager) or
-            ``onnxruntime`` (see :func:`adaptive_cnn.stage.stage_runner`).
+        runtime: how each stage runs: ``onnxruntime`` (one session per stage, dynamic
+            batch axis), ``torchscript`` (traced, frozen and optimised, checked against
+            eager torch) or ``torch`` (eager); None: :func:`serving_runtime`'s choice.
+        instances: batches of one stage computed at once (batcher worker threads).
+        threads: intra-op threads of each ONNX Runtime session; None: torch's thread
+            count (what ``acnn serve --threads`` set) over ``instances``. The torch
+            runtimes use the process's torch threads.
     """
 
     def __init__(
@@ -75,15 +94,20 @@ class ModelRepository:
         max_queue_delay_ms: float,
         max_queue_size: int,
         names: Sequence[str] | None = None,
-        runtime: str = "torchscript",
+        runtime: str | None = None,
+        instances: int = 1,
+        threads: int | None = None,
     ) -> None:
         self.run, self.max_batch_size = run, max_batch_size
+        self.runtime = serving_runtime(run, runtime)
+        if threads is None:  # instances share the cores rather than oversubscribe them
+            threads = max(1, torch.get_num_threads() // instances)
+        self.threads, self.instances = threads, instances
         self.models: dict[str, ServedModel] = {}
         for stage in run.stages:
             if names is not None and stage.name not in names:
                 continue
-            threads = torch.get_num_threads()  # what acnn serve --threads set
-            runner = stage_runner(run, stage, runtime, threads=threads, optimise=True)
+            runner = stage_runner(run, stage, self.runtime, threads=threads, optimise=True)
             self.models[stage.name] = ServedModel(
                 name=stage.name,
                 stage=stage,
@@ -94,7 +118,9 @@ class ModelRepository:
                     max_batch_size=max_batch_size,
                     max_queue_delay_ms=max_queue_delay_ms,
                     max_queue_size=max_queue_size,
+                    instances=instances,
                 ),
+                runtime=self.runtime,
             )
 
     def get(self, name: str, version: str = "") -> ServedModel:

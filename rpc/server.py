@@ -3,7 +3,10 @@
 :func:`make_server` builds and binds a :class:`CloudServer` (tests start it in-process on
 ``127.0.0.1:0``); :func:`serve` runs one until SIGTERM or SIGINT, then drains: health
 turns NOT_SERVING, ServerReady false, new calls are refused, calls in flight finish
-within the grace period, queued batches are computed. The servicer is thin: it turns
+within the grace period, queued batches are computed. Stages run in ONNX Runtime unless
+the design was priced for another runtime or another is asked for
+(:func:`~rpc.repository.serving_runtime`), each behind its own batcher; the announce line
+says "priced for X, run in Y" where the two differ. The servicer is thin: it turns
 :class:`~rpc.repository.RequestError` and batcher refusals into status codes and logs one
 JSON line per call at debug level (logger ``acnn.rpc.server``).
 """
@@ -20,6 +23,7 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
+import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 import adaptive_cnn
@@ -37,7 +41,7 @@ from rpc.protocol import (
     get_parameters,
     infer_response,
 )
-from rpc.repository import VERSION, ModelRepository, RequestError
+from rpc.repository import VERSION, ModelRepository, RequestError, priced_runtime
 
 log = logging.getLogger("acnn.rpc.server")
 
@@ -60,8 +64,14 @@ class ServerConfig:
         tls_cert, tls_key: PEM files to serve TLS (both or neither).
         tls_client_ca: PEM CA that client certificates must be signed by (mutual TLS).
         token_file: file holding the bearer token calls must present.
-        runtime: how models run: ``torchscript`` (compiled), ``torch`` (eager) or
-            ``onnxruntime``.
+        runtime: how models run: ``onnxruntime``, ``torchscript`` (compiled) or
+            ``torch`` (eager); None: the runtime the design was priced for where the run
+            folder records one, else ``onnxruntime``
+            (:func:`~rpc.repository.serving_runtime`).
+        instances: batches of one model computed at once (each on its own thread; ONNX
+            Runtime and torch release the GIL while a model runs).
+        threads: intra-op threads of each ONNX Runtime session; None: torch's thread
+            count over ``instances``.
     """
 
     host: str = "127.0.0.1"
@@ -77,16 +87,20 @@ class ServerConfig:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     token_file: str | None = None
-    runtime: str = "torchscript"
+    runtime: str | None = None
+    instances: int = 1
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ServerConfigError("TLS needs both --tls-cert and --tls-key")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ServerConfigError("--tls-client-ca needs --tls-cert and --tls-key")
-        if min(self.max_batch_size, self.max_queue_size, self.workers) < 1:
-            raise ServerConfigError("batch size, queue size and workers must be >= 1")
-        if self.runtime not in RUNTIMES:
+        if min(self.max_batch_size, self.max_queue_size, self.workers, self.instances) < 1:
+            raise ServerConfigError("batch size, queue size, workers and instances must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ServerConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.runtime is not None and self.runtime not in RUNTIMES:
             runtimes = ", ".join(RUNTIMES)
             raise ServerConfigError(f"runtime {self.runtime!r}; use {runtimes}")
 
@@ -157,6 +171,8 @@ class CloudServer:
             max_queue_size=config.max_queue_size,
             names=models,
             runtime=config.runtime,
+            instances=config.instances,
+            threads=config.threads,
         )
         interceptors = []
         if config.token_file:
@@ -236,7 +252,7 @@ def serve(run: RunFolder, config: ServerConfig, announce: Callable[[str], None] 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         names = ", ".join(server.repository.models)
-        announce(f"acnn serve: {names} on {server.address}")
+        announce(f"acnn serve: {names} ({runtime_note(server.repository)}) on {server.address}")
         while not stop.wait(0.5):
             pass
         announce("acnn serve: draining")
@@ -245,6 +261,16 @@ def serve(run: RunFolder, config: ServerConfig, announce: Callable[[str], None] 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def runtime_note(repository: ModelRepository) -> str:
+    """What the stages run in, and what the design was priced for where that differs."""
+    runtime, priced = repository.runtime, priced_runtime(repository.run)
+    threads = repository.threads if runtime == "onnxruntime" else torch.get_num_threads()
+    note = f"{runtime}, {repository.instances} instance(s) x {threads} intra-op thread(s)"
+    if priced != runtime:
+        note = f"priced for {priced or 'an unrecorded runtime'}, run in {note}"
+    return note
 
 
 def _handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:

@@ -21,7 +21,8 @@ def add_parser(commands) -> None:
             "stages as 'stage1'..'stageN' (version 1) over the KServe v2 Open Inference "
             "Protocol on gRPC, with dynamic batching, a bounded queue (overload answers "
             "RESOURCE_EXHAUSTED), the gRPC health service, optional TLS and bearer-token "
-            "auth. Input 'input': FP32 (N, C, H, W) in the dataset's native pixel scale "
+            "auth, in ONNX Runtime unless the design was priced for another runtime. "
+            "Input 'input': FP32 (N, C, H, W) in the dataset's native pixel scale "
             "(UINT8 also accepted); output 'probabilities': FP32 (N, K). SIGTERM drains."
         ),
     )
@@ -82,15 +83,27 @@ def add_parser(commands) -> None:
         type=values.threads,
         default=None,
         metavar="N",
-        help="torch intra-op threads, 1..1024 (default: torch's choice, all cores)",
+        help="intra-op threads per model call, 1..1024: each ONNX Runtime session's, and "
+        "torch's for the torch runtimes (default: torch's choice, all cores; ONNX Runtime "
+        "divides them among --instances)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=values.int_in(1, 256),
+        default=1,
+        metavar="N",
+        help="batches of one model computed at once, each on its own thread (the runtimes "
+        "release the GIL while a model runs), 1..256 (default 1)",
     )
     parser.add_argument(
         "--runtime",
-        default="torchscript",
+        default=None,
         choices=RUNTIMES,
-        help="how models run: torchscript (traced, frozen, batch norms folded; checked "
-        "against eager torch within 1e-5), torch (eager) or onnxruntime (default "
-        "torchscript)",
+        help="how models run: onnxruntime (one session per model, any batch size), "
+        "torchscript (traced, frozen, batch norms folded; checked against eager torch "
+        "within 1e-5) or torch (eager). Default: the runtime the design was priced for, "
+        "where the run folder records one, else onnxruntime; another one is announced as "
+        "'priced for X, run in Y'",
     )
     parser.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (TLS)")
     parser.add_argument("--tls-key", metavar="PEM", help="server private key (TLS)")
@@ -132,6 +145,8 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_client_ca=args.tls_client_ca,
         token_file=args.token_file,
         runtime=args.runtime,
+        instances=args.instances,
+        threads=args.threads,
     )
     serve(load_run(args.run_dir), config, announce=lambda line: print(line, flush=True))
     return 0

@@ -1,6 +1,9 @@
-"""The module a server runs: compiled TorchScript that answers what eager torch does."""
+"""The runtime a server runs: ONNX Runtime by default (or the one the design was priced
+for), batching any batch size, and compiled TorchScript that answers what eager torch does."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +15,8 @@ from adaptive_cnn.stage import StageModel
 from energy_models.errors import EnergyModelError
 from energy_models.runtimes import compile_runner, optimise_torchscript, run_torch
 from rpc.errors import ServerConfigError
-from rpc.server import ServerConfig
+from rpc.repository import serving_runtime
+from rpc.server import ServerConfig, runtime_note
 
 PRE = Preprocessing(pixel_max=255.0, mean=(0.3,), std=(0.35,))
 
@@ -69,3 +73,81 @@ def test_unknown_runtimes_are_refused():
         ServerConfig(runtime="tensorrt")
     with pytest.raises(ServerConfigError, match="runtime 'eager'; use torch, torchscript"):
         ServerConfig(runtime="eager")  # the old name of torch
+
+
+class PricedFor:
+    """``run`` as a run folder that records the runtime its design was priced for."""
+
+    def __init__(self, run, runtime: str) -> None:
+        self._run, self.runtime = run, runtime
+
+    def __getattr__(self, name: str):
+        return getattr(self._run, name)
+
+
+def _ort_batch_sizes(monkeypatch) -> list[int]:
+    """Record the batch size of every ONNX Runtime session call in this process."""
+    ort = pytest.importorskip("onnxruntime")
+    sizes: list[int] = []
+    real = ort.InferenceSession.run
+
+    def run(session, output_names, feeds, *args, **kwargs):
+        sizes.append(len(next(iter(feeds.values()))))
+        return real(session, output_names, feeds, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "run", run)
+    return sizes
+
+
+def test_the_server_runs_onnx_runtime_by_default_and_batches_any_size(
+    run, serve, digits_test, reference_probs, monkeypatch
+):
+    sizes = _ort_batch_sizes(monkeypatch)
+    server = serve(run, models=("cloud",), max_batch_size=16, max_queue_delay_ms=0)
+    model = server.repository.models["cloud"]
+    assert server.repository.runtime == "onnxruntime"  # the run records no runtime
+    assert model.metadata().platform == "onnxruntime_onnx"
+    real, gate, entered = model.batcher.fn, threading.Event(), threading.Event()
+
+    def held(x):  # the first batch waits, so the next requests queue and share one call
+        entered.set()
+        assert gate.wait(10)
+        return real(x)
+
+    model.batcher.fn = held
+    requests = [digits_test[0][i : i + n].astype(np.float32) for i, n in ((0, 1), (1, 3), (4, 5))]
+    first = model.batcher.submit(requests[0])
+    assert entered.wait(10)
+    queued = [model.batcher.submit(images) for images in requests[1:]]
+    gate.set()
+    for images, future in zip(requests, [first, *queued], strict=True):
+        np.testing.assert_allclose(
+            future.result(10), reference_probs(run, "cloud", images), atol=1e-5, rtol=0
+        )
+    assert sizes == [1, 8]  # the session took a batch it was never exported with
+
+
+def test_the_runtime_a_design_was_priced_for_is_served_unless_another_is_asked(run, serve):
+    assert serving_runtime(run) == "onnxruntime"
+    assert serving_runtime(PricedFor(run, "torch")) == "torch"
+    assert serving_runtime(PricedFor(run, "torch"), "onnxruntime") == "onnxruntime"
+    priced = serve(PricedFor(run, "torch"), models=("stage1",))
+    assert priced.repository.runtime == "torch"
+    assert priced.repository.models["stage1"].metadata().platform == "acnn_pytorch"
+    assert runtime_note(priced.repository).startswith("torch, 1 instance(s)")
+    other = serve(PricedFor(run, "torch"), models=("stage1",), runtime="onnxruntime", threads=1)
+    note = runtime_note(other.repository)
+    assert note == "priced for torch, run in onnxruntime, 1 instance(s) x 1 intra-op thread(s)"
+    unrecorded = runtime_note(serve(run, models=("stage1",), threads=1).repository)
+    assert unrecorded.startswith("priced for an unrecorded runtime, run in onnxruntime")
+
+
+def test_intra_op_threads_default_to_torchs_shared_among_instances(run, serve):
+    torch.set_num_threads(4)  # the autouse fixture restores it
+    assert serve(run, models=("stage1",), instances=2).repository.threads == 2
+    assert serve(run, models=("stage1",), instances=8).repository.threads == 1
+    assert serve(run, models=("stage1",), instances=2, threads=3).repository.threads == 3
+    with pytest.raises(ServerConfigError, match="instances must be >= 1"):
+        ServerConfig(instances=0)
+    with pytest.raises(ServerConfigError, match="threads must be >= 1"):
+        ServerConfig(threads=0)
