@@ -2,8 +2,9 @@
 
 1. Throughput: the same cloud model, served by ``acnn serve`` and by Seldon MLServer (with
    the runtime of ``rpc/mlserver_runtime.py``), each in its own process on 127.0.0.1 with
-   one torch thread, the same model runtime (``--runtime``, default the compiled TorchScript
-   module acnn serve runs by default) and the same batching settings (max batch 32; one
+   one intra-op thread, the same model runtime (``--runtime``, default ONNX Runtime, acnn
+   serve's default: both servers run the same ONNX file in an ONNX Runtime session, so the
+   ratio compares servers) and the same batching settings (max batch 32; one
    server process per ``--max-queue-delay-ms``, default 0 and 2 ms; each level takes each
    server's best:
    at 0 acnn batches whatever queued while the model ran, MLServer does not batch), called
@@ -12,7 +13,11 @@
    alternating). Reported per server and concurrency: requests/s, p50 and p99 latency of
    the median round, the server process's CPU time per request (which shows where the
    ratio comes from when client and servers share the cores), and the median of the
-   per-round acnn/MLServer ratios.
+   per-round acnn/MLServer ratios. MLServer is found by
+   :func:`rpc.mlserver_peer.mlserver_executable` (``$ACNN_MLSERVER``, next to this Python,
+   or on PATH); it may live in a venv of its own with only ``mlserver`` and
+   ``onnxruntime``: ``python3 -m venv /tmp/mls && /tmp/mls/bin/pip install mlserver
+   onnxruntime``, then ``ACNN_MLSERVER=/tmp/mls/bin/mlserver``.
 2. Routing overhead: ``EdgeClassifier`` (the on-device client, torch runtime, no cloud
    forwarding) against the same local stages run directly with torch and the same exit
    rule, on the same images, in interleaved pairs of 250-image runs (15 passes over the
@@ -25,7 +30,8 @@ digits-shaped input, the conv family's reference networks (small, medium local; 
 the cloud), untrained weights (speed does not depend on them), stage-1 threshold at the
 median confidence so that about half the images go on to stage 2.
 
-    python benchmarks/serve_throughput.py [--run-dir RUN] [--seconds 4] [--rounds 3] [--out FILE]
+    python benchmarks/serve_throughput.py [--run-dir RUN] [--seconds 4] [--rounds 3]
+        [--runtime onnxruntime] [--out FILE]
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from adaptive_cnn.data import load_dataset
 from adaptive_cnn.networks import create_network, get_family
 from adaptive_cnn.run_folder import load_run
 from adaptive_cnn.stage import load_stage_model
+from energy_models.devices import RUNTIMES
 from rpc.edge import EdgeClassifier
 from rpc.mlserver_peer import mlserver_executable, start_mlserver
 from selector import confidence
@@ -77,10 +84,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runtime",
-        choices=("torchscript", "torch"),
-        default="torchscript",
+        choices=RUNTIMES,
+        default="onnxruntime",
         help="how both servers run the model (acnn serve --runtime; the MLServer runtime "
-        "gets the same): torchscript (traced, frozen, batch norms folded) or torch (eager)",
+        "gets the same): onnxruntime (the same ONNX file in both; default), torchscript "
+        "(traced, frozen, batch norms folded; MLServer's venv then needs torch) or torch "
+        "(eager)",
     )
     parser.add_argument(
         "--no-throughput", action="store_true", help="measure only the routing overhead"
@@ -203,7 +212,7 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
 def start_acnn_serve(run_dir: Path, delay_ms: float, runtime: str) -> tuple[subprocess.Popen, str]:
     acnn = str(Path(sys.executable).parent / "acnn")
     process = subprocess.Popen(
-        [acnn, "serve", str(run_dir), "--port", "0", "--threads", "1"]
+        [acnn, "serve", str(run_dir), "--port", "0", "--threads", "1", "--instances", "1"]
         + ["--max-queue-delay-ms", str(delay_ms), "--runtime", runtime],
         stdout=subprocess.PIPE,
         text=True,
@@ -260,7 +269,7 @@ def throughput(
     for name in ("acnn", "mlserver"):
         delays = [d for n, d in runs if n == name]
         if not delays:
-            results[name] = "skipped: MLServer is not installed"
+            results[name] = "skipped: MLServer is not installed (set $ACNN_MLSERVER)"
             continue
         medians = {
             d: [_median_round(runs[(name, d)][c]) | {"max_queue_delay_ms": d} for c in levels]
@@ -283,12 +292,17 @@ def throughput(
         ratios = [
             a["requests_per_s"] / m["requests_per_s"] for a, m in zip(acnn, mlserver, strict=True)
         ]
+        rows = {name: results[name][levels.index(c)] for name in ("acnn", "mlserver")}
         results["ratios"].append(
             {
                 "concurrency": c,
                 "median": statistics.median(ratios),
                 "per_round": ratios,
                 "delays_ms": {"acnn": best[("acnn", c)], "mlserver": best[("mlserver", c)]},
+                # of each server's reported (median) round at its best delay
+                "server_cpu_us_per_request": {
+                    name: row["server_cpu_us_per_request"] for name, row in rows.items()
+                },
             }
         )
     return results
@@ -449,13 +463,16 @@ def _print(report: dict) -> None:
                 f"{r['p50_ms']:>6.2f}  {r['p99_ms']:>6.2f}  "
                 f"{r['server_cpu_us_per_request']:>17.0f}  {r['errors']}"
             )
+    runtime = report["settings"]["runtime"]
     for r in report["throughput"].get("ratios", []):
-        delays = r["delays_ms"]
+        delays, cpu = r["delays_ms"], r["server_cpu_us_per_request"]
         print(
             f"concurrency {r['concurrency']}: acnn ({delays['acnn']:g} ms) / MLServer "
             f"({delays['mlserver']:g} ms) throughput = {r['median']:.2f}x "
             f"(median of {len(r['per_round'])} interleaved rounds; "
-            f"range {min(r['per_round']):.2f}-{max(r['per_round']):.2f}x)"
+            f"range {min(r['per_round']):.2f}-{max(r['per_round']):.2f}x); "
+            f"server CPU us/request acnn {cpu['acnn']:.0f}, MLServer {cpu['mlserver']:.0f} "
+            f"(both in {runtime})"
         )
     for r in report["routing_overhead"]:
         print(

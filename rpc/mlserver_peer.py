@@ -2,7 +2,10 @@
 
 Used by the interoperability tests and ``benchmarks/serve_throughput.py``. MLServer runs in
 its own process because it and tritonclient cannot share one (duplicate ``inference.*``
-protobuf descriptors). Only the process started here is ever stopped, by its PID.
+protobuf descriptors), and it may be installed in a venv of its own (MLServer 1.7 needs
+protobuf < 7): set ``$ACNN_MLSERVER`` to that venv's ``mlserver``. In ONNX Runtime (the
+default) that venv needs only ``mlserver`` and ``onnxruntime``: the stage's ONNX file is
+written here, by acnn. Only the process started here is ever stopped, by its PID.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from rpc.client import CloudClient
 
 
 def mlserver_executable() -> str | None:
-    """The ``mlserver`` command next to this Python, on PATH, or in $ACNN_MLSERVER."""
+    """The ``mlserver`` command in $ACNN_MLSERVER, next to this Python, or on PATH."""
     candidates = [os.environ.get("ACNN_MLSERVER"), str(Path(sys.executable).parent / "mlserver")]
     for c in candidates:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
@@ -66,10 +69,19 @@ def start_mlserver(
     max_batch_size: int = 32,
     max_batch_time_s: float = 0.002,
     threads: int = 1,
-    runtime: str = "torchscript",
+    runtime: str = "onnxruntime",
     startup_timeout_s: float = 90.0,
 ) -> MLServerProcess:
     """Write MLServer settings under ``workdir``, start it, wait until the model is ready.
+
+    Args:
+        run_dir: the design run folder; ``stage``: the stage served (as model ``stage``).
+        workdir: where settings, the ONNX file and ``mlserver.log`` are written.
+        max_batch_size, max_batch_time_s: MLServer's adaptive batching (images, s).
+        threads: the runtime's intra-op threads.
+        runtime: ``onnxruntime`` (the stage exported to ONNX as acnn serve's session
+            runs it), ``torchscript`` or ``torch`` (the MLServer venv then needs torch).
+        startup_timeout_s: longest wait for the model to be ready.
 
     Raises:
         FileNotFoundError: no ``mlserver`` command is installed.
@@ -92,13 +104,17 @@ def start_mlserver(
         "model_repository_root": str(work / "models"),
     }
     (work / "models" / "settings.json").write_text(json.dumps(settings))
+    uri = Path(run_dir).resolve()
+    if runtime == "onnxruntime":
+        uri = model_dir / "model.onnx"
+        uri.write_bytes(_onnx_file(run_dir, stage))
     model = {
         "name": stage,
         "implementation": "rpc.mlserver_runtime.AcnnStageRuntime",
         "max_batch_size": max_batch_size,
         "max_batch_time": max_batch_time_s,
         "parameters": {
-            "uri": str(Path(run_dir).resolve()),
+            "uri": str(uri),
             "version": "1",
             "extra": {"stage": stage, "threads": threads, "runtime": runtime},
         },
@@ -113,6 +129,17 @@ def start_mlserver(
     server = MLServerProcess(process, grpc_port, log_path)
     _wait_ready(server, stage, startup_timeout_s)
     return server
+
+
+def _onnx_file(run_dir: str | Path, stage: str) -> bytes:
+    """The stage as ONNX: the bytes ``acnn serve``'s session is built from (the same
+    export, names and example input as :func:`adaptive_cnn.stage.stage_runner`)."""
+    from adaptive_cnn.run_folder import load_run
+    from adaptive_cnn.stage import example_input, load_stage_model
+    from rpc.export import stage_file
+
+    run = load_run(run_dir)
+    return stage_file(load_stage_model(run, stage), example_input(run), "onnx")
 
 
 def _wait_ready(server: MLServerProcess, stage: str, timeout_s: float) -> None:

@@ -22,6 +22,7 @@ def test_serve_throughput_writes_figures(tmp_path, capsys):
     args += ["--routing-images", "40"]
     assert module.main([*args, "--out", str(out)]) == 0
     report = json.loads(out.read_text())
+    assert report["settings"]["runtime"] == "onnxruntime"  # acnn serve's default, both servers
     rows = report["throughput"]["acnn"]
     assert [r["concurrency"] for r in rows] == [1, 2]
     assert all(r["errors"] == 0 and r["requests"] > 0 and r["rounds"] == 2 for r in rows)
@@ -37,6 +38,10 @@ def test_serve_throughput_writes_figures(tmp_path, capsys):
         assert [len(r["per_round"]) for r in ratios] == [2, 2]
         assert all(min(r["per_round"]) <= r["median"] <= max(r["per_round"]) for r in ratios)
         assert all(set(r["delays_ms"].values()) <= {0.0, 2.0} for r in ratios)
+        for r, acnn, mlserver in zip(ratios, rows, report["throughput"]["mlserver"], strict=True):
+            cpu = r["server_cpu_us_per_request"]
+            assert cpu["acnn"] == acnn["server_cpu_us_per_request"]
+            assert cpu["mlserver"] == mlserver["server_cpu_us_per_request"] > 0
     assert [r["batch_size"] for r in report["routing_overhead"]] == [1, 32]
     for r in report["routing_overhead"]:
         low, high = r["overhead_min_max"]
