@@ -182,6 +182,15 @@ def _number(value: Any) -> float:
     return number
 
 
+def _shown(value: int | float) -> str:
+    """A number for an error message; an integer too large for a float stays exact."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        text = str(value)
+        return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
+
+
 def _checked(d: Declared, value: Any) -> Any:
     s = d.setting
     if value is None:
@@ -189,14 +198,14 @@ def _checked(d: Declared, value: Any) -> Any:
     if s.choices and value not in s.choices:
         raise ValueError(f"must be one of {', '.join(map(str, s.choices))}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"must be a finite number, got {value!r}")
         if s.minimum is not None and value < s.minimum:
-            raise ValueError(f"must be >= {s.minimum:g}, got {value:g}")
+            raise ValueError(f"must be >= {s.minimum:g}, got {_shown(value)}")
         if s.maximum is not None and value > s.maximum:
-            raise ValueError(f"must be <= {s.maximum:g}, got {value:g}")
+            raise ValueError(f"must be <= {s.maximum:g}, got {_shown(value)}")
         if s.above is not None and not value > s.above:
-            raise ValueError(f"must be > {s.above:g}, got {value:g}")
+            raise ValueError(f"must be > {s.above:g}, got {_shown(value)}")
     return value
 
 

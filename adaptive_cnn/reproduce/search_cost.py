@@ -21,6 +21,8 @@ from typing import Any
 
 from adaptive_cnn import flag_values as values
 
+MAX_SEARCH_SUBSET = 10_000_000  # images; beyond any dataset acnn reads
+
 TARGET_RATIO = 0.2
 METHODS = ("single-path", "bo")
 QUICK = {
@@ -83,9 +85,10 @@ def add_setting_arguments(p: argparse._ActionsContainer) -> None:
         add_arguments(p, cls, only=DECLARED[cls.__name__], shown_defaults=shown)
     p.add_argument(
         "--search-subset",
-        type=values.positive_int,
+        type=values.int_in(1, MAX_SEARCH_SUBSET),
         metavar="IMAGES",
-        help="single-path: training images of the supernet search (default: --proxy-subset)",
+        help="single-path: training images of the supernet search, 1.."
+        f"{MAX_SEARCH_SUBSET:,} (default: --proxy-subset)",
     )
 
 

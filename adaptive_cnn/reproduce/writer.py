@@ -101,7 +101,10 @@ class ResultWriter:
             plt.close(figure)
 
     def start(self) -> None:
-        """Write ``config.json`` with ``status: running``."""
+        """Write ``config.json`` with ``status: running`` (keeping an earlier run's, to put
+        back if this one fails before it writes anything)."""
+        path = self.out / CONFIG_FILE
+        self._previous_config = path.read_text() if path.is_file() else None
         self._write_config("running")
 
     def finish(self, summary: Mapping[str, Any]) -> None:
@@ -109,7 +112,16 @@ class ResultWriter:
         self._write_config("finished", summary=summary)
 
     def fail(self, error: BaseException) -> None:
-        """Rewrite ``config.json``: failed, with the error; finished files stay."""
+        """Rewrite ``config.json``: failed, with the error; finished files stay. A run that
+        failed before writing any file (bad input) puts an earlier run's config back, so
+        that its finished results keep their record."""
+        previous = getattr(self, "_previous_config", None)
+        if previous is not None and not self.files:
+            path = self.out / CONFIG_FILE
+            tmp = path.with_name(f".{CONFIG_FILE}.tmp")
+            tmp.write_text(previous)
+            tmp.replace(path)
+            return
         self._write_config("failed", error=f"{type(error).__name__}: {error}")
 
     def _commit(self, name: str, write: Any) -> Path:
