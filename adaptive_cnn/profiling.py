@@ -27,6 +27,9 @@ from energy_models.profiler import NetworkSpec, layer_id
 
 GRID_SPATIAL = (4, 14, 28)
 GRID_CHANNELS = (8, 32, 96)
+# ONNX Runtime runs channels off its 4/8-channel blocks in other kernels (plain NCHW):
+# its grid adds such counts so that every kernel kind a network can run is timed.
+ORT_GRID_CHANNELS = (5, 12)
 
 
 @dataclass(frozen=True)
@@ -102,14 +105,19 @@ def _grid_modules(c: int, hw: int) -> list[nn.Module]:
     return modules
 
 
-def grid_layers() -> list[LayerDescriptor]:
+def grid_layers(channels: Sequence[int] = GRID_CHANNELS) -> list[LayerDescriptor]:
     """A small grid over every supported layer kind (channels x spatial size)."""
     layers = []
-    for c in GRID_CHANNELS:
+    for c in channels:
         for hw in GRID_SPATIAL:
             for module in _grid_modules(c, hw):
                 layers += describe_network(module, (c, hw, hw))
     return layers
+
+
+def grid_channels(runtime: str) -> tuple[int, ...]:
+    """The grid's channel counts for a runtime (ONNX Runtime's adds unblocked ones)."""
+    return GRID_CHANNELS + (ORT_GRID_CHANNELS if runtime == "onnxruntime" else ())
 
 
 def sweep_layers(
@@ -117,8 +125,10 @@ def sweep_layers(
     size: SweepSize,
     rng: np.random.Generator,
     num_classes: int = 10,
+    grid_channels: Sequence[int] = GRID_CHANNELS,
 ) -> list[LayerDescriptor]:
-    """Distinct layer configurations of random networks of every family, plus the grid.
+    """Distinct layer configurations of random networks of every family, plus the grid
+    (over ``grid_channels``).
 
     Returns:
         Layers with unique :func:`energy_models.profiler.layer_id`, in a seeded random order
@@ -136,7 +146,7 @@ def sweep_layers(
     keys = list(sampled)
     rng.shuffle(keys)
     chosen = {k: sampled[k] for k in keys[: size.max_layers]}
-    for layer in grid_layers():
+    for layer in grid_layers(grid_channels):
         chosen.setdefault(layer_id(layer), replace(layer, name=""))
     order = list(chosen)
     rng.shuffle(order)
@@ -332,6 +342,7 @@ def take_profile(
                 request.size,
                 np.random.default_rng(request.seed),
                 request.num_classes,
+                grid_channels(request.runtime),
             )
             _run(profiler.profile_layers, layers, progress, "layers  ")
         if not request.skip_networks and not profiler.out_of_time():

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from energy_models.features import LayerTable
-from energy_models.fitting import network_tables, rmspe
+from energy_models.fitting import kernel_table, network_tables, rmspe
 from energy_models.layer_builder import descriptor_from_dict
 from energy_models.predictor import EnergyPredictor
 
@@ -165,8 +165,11 @@ def accuracy_report(
     """
     fitted = set(predictor.fit_networks)
     held = [r for r in network_records if r["id"] not in fitted]
-    table = network_tables(held)
-    prediction = predictor.predict_table(table)
+    if predictor.kernels and held and all("kernels" in r for r in held):
+        # what the runtime ran: the kernels read off its optimised graph at profile time
+        prediction = predictor.predict_kernels(kernel_table(held))
+    else:
+        prediction = predictor.predict_table(network_tables(held))
     latency = np.asarray([float(r["latency_ms"]) for r in held])
     energy = np.asarray([float(r["energy_mj"]) for r in held])
     power = np.asarray([float(r["power_w"]) for r in held])

@@ -76,6 +76,7 @@ def estimate_layers(
     """Predict a network given its layer descriptors."""
     table = LayerTable.from_networks([layers])
     prediction = predictor.predict_table(table)
+    rows = prediction.rows if prediction.rows is not None else table  # kernels, if fused
     layer_energy = prediction.layer_latency_ms * prediction.layer_power_w
     return EnergyEstimate(
         latency_ms=float(prediction.latency_ms[0]),
@@ -83,13 +84,13 @@ def estimate_layers(
         energy_mj=float(prediction.energy_mj[0]),
         layers=tuple(
             LayerEstimate(
-                name=table.names[i],
-                kind=str(table.kinds[i]),
+                name=rows.names[i],
+                kind=str(rows.kinds[i]),
                 latency_ms=float(prediction.layer_latency_ms[i]),
                 power_w=float(prediction.layer_power_w[i]),
                 energy_mj=float(layer_energy[i]),
             )
-            for i in range(len(table))
+            for i in range(len(rows))
         ),
         overhead_ms=float(prediction.overhead_ms[0]),
         memory=memory_estimate(layers, input_shape, params),

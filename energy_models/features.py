@@ -37,6 +37,7 @@ RAW_FIELDS = (
     "in_elements",
     "out_elements",
     "n_inputs",
+    "ceil_mode",
 )
 _COLUMN = {name: i for i, name in enumerate(RAW_FIELDS)}
 DERIVED = ("hw_in", "hw_out")
@@ -80,8 +81,16 @@ def model_kind(layer: LayerDescriptor) -> str:
     return layer.kind
 
 
+def layer_kind_of(kind: str) -> str:
+    """The layer kind a model kind is built on: a kernel kind of a fused runtime drops its
+    memory-layout suffix (``conv2d_nchwc`` -> ``conv2d``); a reorder is ``reorder``."""
+    kind = kind.removesuffix("_nchwc")
+    return "reorder" if kind.startswith("reorder_") else kind
+
+
 def call_group(kind: str) -> str:
     """The overhead group of a model kind (one of :data:`CALL_GROUPS`)."""
+    kind = layer_kind_of(kind)
     if kind in _ACTIVATIONS:
         return "activation"
     if kind in _POOL_KINDS:
@@ -91,6 +100,7 @@ def call_group(kind: str) -> str:
 
 def base_variables(kind: str) -> tuple[str, ...]:
     """The hyper-parameters, FLOP and memory terms a kind's polynomial is built from."""
+    kind = layer_kind_of(kind)
     if kind.startswith("conv2d"):
         return CONV_BASE
     if kind == "linear":
@@ -138,6 +148,7 @@ def layer_row(layer: LayerDescriptor) -> tuple[float, ...]:
         in_elements,
         layer.elements,
         layer.n_inputs,
+        float(layer.ceil_mode),
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import lsq_linear, nnls
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LassoCV
 from sklearn.model_selection import KFold
@@ -24,11 +24,13 @@ from sklearn.model_selection import KFold
 from energy_models.errors import EnergyModelError
 from energy_models.features import (
     CALL_GROUPS,
+    RAW_FIELDS,
     LayerTable,
     base_variables,
     feature_matrix,
     polynomial_features,
 )
+from energy_models.kernels import ORT_RULES
 from energy_models.layer_builder import descriptor_from_dict
 from energy_models.predictor import (
     EnergyPredictor,
@@ -175,12 +177,89 @@ def fit_layer_models(
     """One :class:`LayerModel` per model kind found in the layer records."""
     if not records:
         raise EnergyModelError("the profile has no layer records; run `acnn profile` first")
-    table, latency, power = _layer_arrays(records)
+    return _fit_kinds(*_layer_arrays(records), folds, seed)
+
+
+# ONNX Runtime's profiler reports whole microseconds: a node under one reads as 0.
+MIN_KERNEL_MS = 0.0005
+# Kernels of a fused runtime take microseconds: errors weigh relative above 5 us.
+KERNEL_ERROR_FLOOR_MS = 0.005
+# The runtime's profiler adds a few microseconds to every node it times; the network fit
+# may take up to this much back per kernel call.
+PROFILER_OVERHEAD_BOUND_MS = 0.01
+
+
+def kernel_samples(
+    records: Sequence[Mapping[str, Any]],
+) -> tuple[LayerTable, np.ndarray, np.ndarray]:
+    """Every profiled kernel of the records (layers timed alone and networks): a table
+    with one row per kernel (its kind and row), its time and the record's power."""
+    kinds, rows, latency, power = [], [], [], []
+    for record in records:
+        for kernel in record.get("kernels", ()):
+            kinds.append(str(kernel["kind"]))
+            rows.append([float(v) for v in kernel["row"]])
+            latency.append(max(float(kernel["latency_ms"]), MIN_KERNEL_MS))
+            power.append(float(record["power_w"]))
+    table = LayerTable(
+        kinds=np.asarray(kinds, dtype=object),
+        values=np.asarray(rows, dtype=np.float64).reshape(len(rows), len(RAW_FIELDS)),
+        network=np.arange(len(rows), dtype=np.int64),
+        n_networks=len(rows),
+        names=tuple(kinds),
+    )
+    return table, np.asarray(latency), np.asarray(power)
+
+
+def kernel_table(records: Sequence[Mapping[str, Any]]) -> LayerTable:
+    """The kernel table of network records as the runtime ran them (network i =
+    ``records[i]``): the kernels read off its optimised graph when they were profiled."""
+    kinds, rows, index, names = [], [], [], []
+    for i, record in enumerate(records):
+        if "kernels" not in record:
+            raise EnergyModelError(
+                f"network record {record.get('id')!r} has no kernel times; re-profile it in "
+                "onnxruntime with this acnn"
+            )
+        for kernel in record["kernels"]:
+            kinds.append(str(kernel["kind"]))
+            rows.append([float(v) for v in kernel["row"]])
+            index.append(i)
+            names.append(str(kernel.get("layer", "")))
+    return LayerTable(
+        kinds=np.asarray(kinds, dtype=object),
+        values=np.asarray(rows, dtype=np.float64).reshape(len(rows), len(RAW_FIELDS)),
+        network=np.asarray(index, dtype=np.int64),
+        n_networks=len(records),
+        names=tuple(names),
+    )
+
+
+def fit_kernel_models(
+    records: Sequence[Mapping[str, Any]], folds: int = 5, seed: int = 0
+) -> dict[str, LayerModel]:
+    """One :class:`LayerModel` per kernel kind, fitted on the profiled kernels' times."""
+    table, latency, power = kernel_samples(records)
+    if not len(table):
+        raise EnergyModelError(
+            "the profile has no kernel times; profile in onnxruntime with this acnn"
+        )
+    return _fit_kinds(table, latency, power, folds, seed, KERNEL_ERROR_FLOOR_MS)
+
+
+def _fit_kinds(
+    table: LayerTable,
+    latency: np.ndarray,
+    power: np.ndarray,
+    folds: int,
+    seed: int,
+    error_floor_ms: float = RUNTIME_ERROR_FLOOR_MS,
+) -> dict[str, LayerModel]:
     models = {}
     for kind in sorted(set(table.kinds.tolist())):
         rows = table.mask(kind)
         runtime, runtime_err = fit_polynomial(
-            table.values[rows], latency[rows], kind, folds, seed, RUNTIME_ERROR_FLOOR_MS
+            table.values[rows], latency[rows], kind, folds, seed, error_floor_ms
         )
         pw, power_err = fit_polynomial(table.values[rows], power[rows], kind, folds, seed)
         models[kind] = LayerModel(kind, runtime, pw, int(rows.sum()), runtime_err, power_err)
@@ -198,6 +277,8 @@ def fit_network_model(
     layers: Mapping[str, LayerModel],
     records: Sequence[Mapping[str, Any]],
     knee_ms: float = KNEE_MS,
+    table: LayerTable | None = None,
+    kernel_level: bool = False,
 ) -> NetworkModel:
     """Fit the in-network scales, knee discount, per-call and per-inference overheads.
 
@@ -209,8 +290,10 @@ def fit_network_model(
             f"the profile has {len(records)} network records; at least {MIN_NETWORKS} are "
             "needed to fit the runtime's overheads (run `acnn profile` without --skip-networks)"
         )
-    table = network_tables(records)
-    latency = _partial_predictor(layers, _identity_network()).predict_table(table).layer_latency_ms
+    if table is None:
+        table = network_tables(records)
+    partial = _partial_predictor(layers, _identity_network())
+    latency = partial.predict_kernels(table).layer_latency_ms
     groups = table.group_index()
     per_group = np.column_stack(
         [table.sum_per_network(latency * (groups == g)) for g in range(len(CALL_GROUPS))]
@@ -218,7 +301,10 @@ def fit_network_model(
     excess = table.sum_per_network(np.maximum(latency - knee_ms, 0.0))
     x = np.column_stack([per_group, -excess, table.group_counts(), np.ones(len(records))])
     y = np.asarray([float(r["latency_ms"]) for r in records])
-    coef, _ = nnls(x / y[:, None], np.ones(len(y)))
+    if kernel_level:
+        coef = _kernel_calibration(x, y)
+    else:
+        coef, _ = nnls(x / y[:, None], np.ones(len(y)))
     n = len(CALL_GROUPS)
     scale, discount, per_call, overhead = coef[:n], coef[n], coef[n + 1 : 2 * n + 1], coef[-1]
     if not np.any(scale > 0):
@@ -232,6 +318,36 @@ def fit_network_model(
         overhead_ms=float(overhead),
         overhead_power_w=float(np.median(measured_power)),
     )
+
+
+# Kernel-level calibration: scales for the groups that carry the compute, one for the rest.
+_OWN_SCALE = ("conv", "linear")
+
+
+def _kernel_calibration(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The network terms of a kernel-level predictor, in :func:`fit_network_model`'s
+    column layout, from few parameters so that they carry to networks outside the fit
+    set: a scale for convolutions, one for gemms, one for every other kernel, one cost per
+    kernel call (negative down to the profiler's own per-node cost, which the kernel
+    times include) and one per inference; no knee."""
+    n = len(CALL_GROUPS)
+    own = [CALL_GROUPS.index(g) for g in _OWN_SCALE]
+    rest = [i for i in range(n) if i not in own]
+    reduced = np.column_stack(
+        [x[:, own], x[:, rest].sum(axis=1), x[:, n + 1 : 2 * n + 1].sum(axis=1), x[:, -1]]
+    )
+    k = len(own)
+    lower = np.zeros(k + 3)
+    lower[k + 1] = -PROFILER_OVERHEAD_BOUND_MS
+    upper = np.full(k + 3, np.inf)
+    upper[k + 1] = PROFILER_OVERHEAD_BOUND_MS
+    fit = lsq_linear(reduced / y[:, None], np.ones(len(y)), bounds=(lower, upper)).x
+    coef = np.zeros(x.shape[1])
+    coef[own] = fit[:k]
+    coef[rest] = fit[k]
+    coef[n + 1 : 2 * n + 1] = fit[k + 1]
+    coef[-1] = fit[k + 2]
+    return coef
 
 
 def _identity_network() -> NetworkModel:
@@ -266,8 +382,15 @@ def _partial_predictor(layers: Mapping[str, LayerModel], network: NetworkModel) 
 def fit_predictor(data: ProfileData, folds: int = 5, seed: int = 0) -> EnergyPredictor:
     """Fit a complete predictor from a profile directory's records."""
     settings = data.settings
-    layers = fit_layer_models(data.layers, folds, seed)
-    network = fit_network_model(layers, data.networks)
+    kernel_level = any("kernels" in r for r in (*data.layers, *data.networks))
+    if kernel_level:  # a fused runtime: price the kernels it ran, not the torch layers
+        layers = fit_kernel_models((*data.layers, *data.networks), folds, seed)
+        network = fit_network_model(
+            layers, data.networks, table=kernel_table(data.networks), kernel_level=True
+        )
+    else:
+        layers = fit_layer_models(data.layers, folds, seed)
+        network = fit_network_model(layers, data.networks)
     sources = sorted({str(r["power_source"]) for r in (*data.layers, *data.networks)})
     labels = {str(r["energy_label"]) for r in (*data.layers, *data.networks)}
     return EnergyPredictor(
@@ -294,6 +417,7 @@ def fit_predictor(data: ProfileData, folds: int = 5, seed: int = 0) -> EnergyPre
             "seed": seed,
             "profile_settings": dict(settings),
         },
+        kernels=ORT_RULES if kernel_level else None,
     )
 
 

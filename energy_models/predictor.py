@@ -16,6 +16,13 @@ costs, all fitted on whole networks:
 
 where ``calls_g`` counts the network's layer calls in group ``g`` and ``P_o`` is the fitted
 power during the overheads. The file is JSON: loading it runs no code.
+
+A *kernel-level* predictor (``kernels`` names the fusion rules, for ONNX Runtime) prices
+what the runtime executes instead of torch layers: a layer table is first rewritten into
+the runtime's kernels (:func:`energy_models.kernels.fuse_table`: convolution + batch norm
++ activation as one kernel, layout reorders as kernels of their own), whose models were
+fitted on per-kernel times from the runtime's own profiler inside real networks; the same
+network model then adds the per-kernel and per-inference overheads.
 """
 
 from __future__ import annotations
@@ -253,6 +260,7 @@ class TablePrediction:
     latency_ms: np.ndarray
     energy_mj: np.ndarray
     overhead_ms: np.ndarray
+    rows: LayerTable | None = None  # the table the per-row arrays describe (kernels)
 
     @property
     def power_w(self) -> np.ndarray:
@@ -275,6 +283,14 @@ def _check_finite(prediction: TablePrediction) -> None:
             )
 
 
+def _kernel_rules(value: Any) -> str | None:
+    from energy_models.kernels import ORT_RULES
+
+    if value is None or value == ORT_RULES:
+        return value
+    raise EnergyModelError(f"unknown kernel fusion rules {value!r} (known: {ORT_RULES})")
+
+
 @dataclass(frozen=True)
 class EnergyPredictor:
     """A fitted predictor for one (device, runtime, threads) triple.
@@ -292,6 +308,8 @@ class EnergyPredictor:
         flops_baseline: the FLOPs baseline fitted on the same data.
         fit_networks: ids of the networks the overheads were fitted on.
         provenance: profile directory, record counts and fit settings.
+        kernels: fusion rules of a kernel-level predictor (``layers`` then holds one
+            model per kernel kind); None for a layer-wise one.
     """
 
     device: str
@@ -306,13 +324,15 @@ class EnergyPredictor:
     flops_baseline: FlopsBaseline
     fit_networks: tuple[str, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    kernels: str | None = None
 
     @property
     def source(self) -> str:
         """One line saying what the numbers are and where they come from."""
         label = "estimated" if self.estimated else "measured"
+        level = "kernel-level" if self.kernels else "layer-wise"
         return (
-            f"layer-wise predictor for {self.device}/{self.runtime}/{self.threads} threads; "
+            f"{level} predictor for {self.device}/{self.runtime}/{self.threads} threads; "
             f"power {self.power_source} ({label})"
         )
 
@@ -321,13 +341,24 @@ class EnergyPredictor:
         missing = sorted(set(table.kinds.tolist()) - set(self.layers))
         if missing:
             raise EnergyModelError(
-                f"predictor has no model for layer kind(s) {', '.join(missing)}; "
+                f"predictor has no model for {'kernel' if self.kernels else 'layer'} kind(s) "
+                f"{', '.join(missing)}; "
                 "re-profile with a sweep that includes them "
                 f"(known: {', '.join(sorted(self.layers))})"
             )
 
     def predict_table(self, table: LayerTable) -> TablePrediction:
-        """Predict every layer and network of ``table`` with array operations."""
+        """Predict every network of ``table`` (torch layers) with array operations; a
+        kernel-level predictor first rewrites the layers into the runtime's kernels."""
+        if self.kernels:
+            from energy_models.kernels import fuse_table
+
+            return self.predict_kernels(fuse_table(table))
+        return self.predict_kernels(table)
+
+    def predict_kernels(self, table: LayerTable) -> TablePrediction:
+        """Predict a table whose rows are this predictor's model kinds already (kernels
+        read off the runtime's optimised graph, or layers for a layer-wise predictor)."""
         self.check_kinds(table)
         latency = np.zeros(len(table))
         power = np.zeros(len(table))
@@ -347,6 +378,7 @@ class EnergyPredictor:
             latency_ms=table.sum_per_network(shares) + overhead,
             energy_mj=layer_energy + overhead * net.overhead_power_w,
             overhead_ms=overhead,
+            rows=table,
         )
         _check_finite(prediction)
         return prediction
@@ -367,6 +399,7 @@ class EnergyPredictor:
             "flops_baseline": asdict(self.flops_baseline),
             "fit_networks": list(self.fit_networks),
             "provenance": dict(self.provenance),
+            "kernels": self.kernels,
         }
 
     @classmethod
@@ -397,6 +430,7 @@ class EnergyPredictor:
                 ),
                 fit_networks=tuple(str(n) for n in d.get("fit_networks", ())),
                 provenance=dict(d.get("provenance", {})),
+                kernels=_kernel_rules(d.get("kernels")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise EnergyModelError(f"malformed predictor: {type(exc).__name__}: {exc}") from exc

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,7 +27,9 @@ from energy_models.layer_builder import build_layer, descriptor_to_dict
 from energy_models.layers import LayerDescriptor
 from energy_models.power import PowerReading, PowerSource
 from energy_models.profile_store import LAYERS_FILE, NETWORKS_FILE, ProfileStore
-from energy_models.runtimes import prepare
+from energy_models.runtimes import onnx_bytes, ort_node_times, prepare
+
+KERNEL_CALLS = 100  # profiled calls per item for ONNX Runtime's per-node times
 
 # Thresholds set from this machine's profiles (about the worst tenth is flagged): per-call
 # spread is wide for microsecond layers, so with several rounds their agreement decides.
@@ -206,6 +208,37 @@ def layer_id(layer: LayerDescriptor) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def kernel_records(
+    module: nn.Module,
+    inputs: Sequence[torch.Tensor],
+    layers: Sequence[LayerDescriptor],
+    network: str,
+    threads: int,
+) -> list[dict[str, Any]]:
+    """What ONNX Runtime executes for ``module``: one record per node of its optimised
+    graph (kernel kind, the layer it maps to, the row it is priced by, its median time per
+    call from the runtime's profiler). A node that maps to no layer is an error naming it.
+    """
+    from energy_models.features import LayerTable
+    from energy_models.kernels import graph_kernels
+
+    module = module.eval()
+    table = LayerTable.from_networks([layers])
+    feeds = {f"input{i}": t.detach().numpy() for i, t in enumerate(inputs)}
+    nodes = ort_node_times(onnx_bytes(module, tuple(inputs)), feeds, threads, KERNEL_CALLS)
+    kernels = graph_kernels(table.kinds.tolist(), table.values, list(table.names), nodes, network)
+    return [
+        {
+            "kind": k.kind,
+            "layer": k.layers[0] if k.layers else "",
+            "node": node.name,
+            "row": list(k.row),
+            "latency_ms": node.latency_ms,
+        }
+        for k, node in zip(kernels, nodes, strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """A network to time: id, a factory for the module, its input shape and metadata."""
@@ -285,11 +318,19 @@ class Profiler:
             module, inputs = build_layer(layer)
             return prepare(module, inputs, self.runtime, self.threads)
 
+        def record_of(layer: LayerDescriptor) -> dict[str, Any]:
+            record: dict[str, Any] = {"layer": descriptor_to_dict(layer)}
+            if self.runtime == "onnxruntime":
+                module, inputs = build_layer(layer)
+                alone = (replace(layer, name=""),)  # the exported root module: no scope
+                record["kernels"] = kernel_records(module, inputs, alone, layer.kind, self.threads)
+            return record
+
         return self._run(
             todo,
             LAYERS_FILE,
             prepare_layer,
-            lambda layer: {"layer": descriptor_to_dict(layer)},
+            record_of,
             progress,
             lambda layer: f"{layer.kind} {'x'.join(map(str, layer.in_shape))}",
         )
@@ -307,12 +348,18 @@ class Profiler:
             return prepare(spec.build(), (x,), self.runtime, self.threads)
 
         def record_of(spec: NetworkSpec) -> dict[str, Any]:
-            return {
+            record = {
                 **spec.meta,
                 "input_shape": list(spec.input_shape),
                 "macs": sum(layer.macs for layer in spec.layers),
                 "layers": [descriptor_to_dict(layer) for layer in spec.layers],
             }
+            if self.runtime == "onnxruntime":
+                x = torch.randn((1, *spec.input_shape), generator=torch.Generator().manual_seed(0))
+                record["kernels"] = kernel_records(
+                    spec.build(), (x,), spec.layers, spec.id, self.threads
+                )
+            return record
 
         return self._run(
             todo, NETWORKS_FILE, prepare_network, record_of, progress, lambda spec: spec.id

@@ -185,6 +185,7 @@ def test_layer_row_of_a_strided_grouped_conv() -> None:
         in_elements=4 * 9 * 7,
         out_elements=6 * 5 * 4,
         n_inputs=1,
+        ceil_mode=0,
     )
     assert layer_row(layer) == tuple(expected[name] for name in RAW_FIELDS)
 
