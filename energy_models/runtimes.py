@@ -31,7 +31,8 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 
 def available_runtimes() -> list[str]:
-    """The runtimes usable here (ONNX Runtime only where ``onnxruntime`` is installed)."""
+    """The runtimes usable here (all three where acnn's dependencies are installed; ONNX
+    Runtime is missing only from an environment that lacks ``onnx`` or ``onnxruntime``)."""
     has_ort = importlib.util.find_spec("onnxruntime") is not None
     has_onnx = importlib.util.find_spec("onnx") is not None
     return [r for r in RUNTIMES if r != "onnxruntime" or (has_ort and has_onnx)]
@@ -43,8 +44,9 @@ def check_runtime(runtime: str) -> None:
         raise EnergyModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime not in available_runtimes():
         raise EnergyModelError(
-            "runtime onnxruntime needs the onnx and onnxruntime packages: "
-            "pip install 'acnn[onnx]' (or pip install onnx onnxruntime)"
+            "runtime onnxruntime needs the onnx and onnxruntime packages, core dependencies "
+            "of acnn that are missing from this environment: reinstall acnn (pip install "
+            "-e .) or pip install onnx onnxruntime"
         )
 
 

@@ -78,7 +78,8 @@ def test_shipped_profile_figures():
     assert nano.power.source == "jetson-ina" and not nano.estimated
     assert nano.power.active_w == 10.0  # the module's 10 W (MAXN) power mode
     assert (nano.cores, nano.memory_limit_bytes) == (4, 2**30)
-    assert local.power.source == "auto" and local.runtime == "torch"
+    assert local.power.source == "auto" and local.runtime == "onnxruntime"
+    assert nano.runtime == "onnxruntime" and phone.runtime == "torchscript"
 
 
 def test_auto_cores_and_threads_follow_the_cpu_count(monkeypatch):
