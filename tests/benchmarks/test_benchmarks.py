@@ -75,8 +75,10 @@ def test_energy_model_accuracy_quick_writes_the_report(tmp_path, capsys):
     """The whole energy pipeline: two --quick profiles, fit, report, vectorised timing."""
     out = tmp_path / "energy.json"
     args = ["--quick", "--candidates", "40", "--work", str(tmp_path / "work"), "--out", str(out)]
-    assert load("energy_model_accuracy").main(args) == 0
+    assert load("energy_model_accuracy").main([*args, "--outside-networks", "6"]) == 0
     result = json.loads(out.read_text())
+    outside = result["outside_report"]
+    assert outside["n_networks"] == 6 and outside["n_anchors"] > 0 and outside["network_mape"] > 0
     report = result["report"]
     for key in ("network_mape", "within_10pct", "flops_baseline_mape", "n_networks"):
         assert key in report
