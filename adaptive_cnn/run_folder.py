@@ -8,8 +8,10 @@
   so its presence means the design finished). Every key of :func:`write_run`'s summary is
   kept; the runtime reads ``stages`` (``arch``, ``weights``, ``where``, ``energy_mj``,
   ``payload_bytes``), ``policy`` (:class:`selector.ExitPolicy`), ``input`` (dataset, shape
-  (C, H, W), classes, preprocessing), ``link``, ``device``, ``energy_source`` and
-  ``config.cloud_latency_ms``, and ``format_version`` says which format wrote them;
+  (C, H, W), classes, preprocessing), ``link``, ``device``, ``energy_source``,
+  ``config.cloud_latency_ms`` and ``pricing`` (the runtime and threads the energies were
+  priced for and the predictor's identity; :class:`Pricing`), and ``format_version`` says
+  which format wrote them;
 - ``search.csv``, ``pareto.csv``, ``baselines.csv``: the search and baseline tables.
 
 The journal (``journal.jsonl``) is the designer's own format. Reading trusts nothing:
@@ -36,6 +38,7 @@ from torch import nn
 from adaptive_cnn.data.types import Preprocessing
 from adaptive_cnn.errors import ArchitectureError, RunFolderError
 from adaptive_cnn.networks import create_network, parse_arch
+from energy_models.devices import RUNTIMES
 from selector import ExitPolicy
 from selector.errors import SelectorError
 
@@ -48,6 +51,9 @@ YAML_FILE = "design.yaml"
 CLOUD_WEIGHTS = "cloud.pt"
 TABLES = ("search.csv", "pareto.csv", "baselines.csv")
 DEVICE = "device"
+HISTORICAL_RUNTIME = "torch"
+"""What a summary without ``pricing`` was priced for: before acnn recorded the runtime,
+every device profile it shipped for this machine priced designs on eager torch."""
 
 
 def stage_weights(index: int) -> str:
@@ -92,6 +98,51 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class Pricing:
+    """What a design's energies were priced for (``pricing`` in the summary).
+
+    Attributes:
+        runtime: the inference runtime of the predictor (one of
+            :data:`energy_models.devices.RUNTIMES`): the one to deploy the stages in.
+        threads: intra-op threads the predictor was profiled with; None where unrecorded.
+        predictor: the predictor's identity (device, runtime, threads, torch version,
+            created, kind, file); empty where unrecorded.
+        recorded: False for a run folder written before ``pricing`` existed, read as
+            :data:`HISTORICAL_RUNTIME`.
+    """
+
+    runtime: str
+    threads: int | None = None
+    predictor: Mapping[str, Any] = field(default_factory=dict)
+    recorded: bool = True
+
+    def describe(self) -> str:
+        """``onnxruntime, 2 threads``; an unrecorded pricing says so."""
+        if not self.recorded:
+            return (
+                f"{self.runtime} (not recorded in the run folder: the runtime every design "
+                "was priced for before acnn recorded it)"
+            )
+        threads = "" if self.threads is None else f", {self.threads} thread(s)"
+        return f"{self.runtime}{threads}"
+
+    def label(self, runtime: str) -> str:
+        """``priced for X, run in Y`` where ``runtime`` is not the priced one, else ``""``."""
+        return "" if runtime == self.runtime else f"priced for {self.runtime}, run in {runtime}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "threads": self.threads,
+            "predictor": dict(self.predictor),
+            "recorded": self.recorded,
+        }
+
+
+UNRECORDED = Pricing(HISTORICAL_RUNTIME, recorded=False)
+
+
+@dataclass(frozen=True)
 class RunFolder:
     """A design run folder as read back: the stages, exit policy, input and link that the
     server, the client and ``acnn export`` need, and the whole summary (``summary``, for
@@ -105,7 +156,18 @@ class RunFolder:
     device: str
     energy_source: str
     cloud_latency_ms: float
+    pricing: Pricing = UNRECORDED
     summary: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def runtime(self) -> str:
+        """The runtime the design was priced for: the one its stages run in by default."""
+        return self.pricing.runtime
+
+    @property
+    def threads(self) -> int | None:
+        """The threads the design was priced for (None where the folder does not say)."""
+        return self.pricing.threads
 
     @property
     def local_stages(self) -> tuple[StageSpec, ...]:
@@ -338,7 +400,27 @@ def _parse(root: Path, summary: Mapping[str, Any], f: _Fields) -> RunFolder:
         device=f.string(device, "device"),
         energy_source=f.string(summary.get("energy_source", "estimated"), "energy_source"),
         cloud_latency_ms=f.number(config.get("cloud_latency_ms", 0.0), "config.cloud_latency_ms"),
+        pricing=_pricing(summary.get("pricing"), f),
         summary=summary,
+    )
+
+
+def _pricing(data: Any, f: _Fields) -> Pricing:
+    if data is None:  # written before acnn recorded what a design was priced for
+        return UNRECORDED
+    data = f.mapping(data, "pricing")
+    runtime = f.string(f.required(data, "runtime", "pricing"), "pricing.runtime")
+    if runtime not in RUNTIMES:
+        f.fail("pricing.runtime", f"is {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    threads = data.get("threads")
+    predictor = f.mapping(data.get("predictor") or {}, "pricing.predictor")
+    for key, value in predictor.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            f.fail(f"pricing.predictor.{key}", f"must be a plain value, got {_show(value)}")
+    return Pricing(
+        runtime=runtime,
+        threads=None if threads is None else f.count(threads, "pricing.threads"),
+        predictor=dict(predictor),
     )
 
 

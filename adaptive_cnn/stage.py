@@ -3,7 +3,8 @@
 The same module is served by the cloud server, run on the device, exported and profiled,
 so every runtime sees one definition of the preprocessing: the training one,
 ``((x / pixel_max) - mean) / std`` per channel, then the network, then softmax. The
-runtimes themselves are :mod:`energy_models.runtimes`.
+runtimes themselves are :mod:`energy_models.runtimes`; a stage runs by default in the
+runtime its design was priced for (:func:`deployed_runtime`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 
 from adaptive_cnn.data.types import Preprocessing
 from adaptive_cnn.run_folder import RunFolder, StageSpec
-from energy_models.runtimes import Runner, compile_runner
+from energy_models.runtimes import Runner, check_runtime, compile_runner
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
@@ -48,10 +49,19 @@ def example_input(run: RunFolder, batch: int = 2) -> torch.Tensor:
     return torch.rand((batch, *run.input.shape), generator=generator) * pixel_max
 
 
+def deployed_runtime(run: RunFolder, requested: str | None = None) -> str:
+    """The runtime to run ``run``'s stages in: ``requested`` where one is asked for
+    explicitly, else the runtime the design was priced for (:attr:`RunFolder.runtime`).
+    Energies of a run in another runtime are labelled ``run.pricing.label(runtime)``."""
+    runtime = requested or run.runtime
+    check_runtime(runtime)
+    return runtime
+
+
 def stage_runner(
     run: RunFolder,
     stage: StageSpec | str,
-    runtime: str = "torchscript",
+    runtime: str | None = None,
     *,
     threads: int = 1,
     optimise: bool = False,
@@ -62,7 +72,7 @@ def stage_runner(
         run: the design run folder.
         stage: the stage or its name (``stage1``.. or ``cloud``).
         runtime: ``torch``, ``torchscript`` or ``onnxruntime``
-            (:data:`energy_models.runtimes.RUNTIMES`).
+            (:data:`energy_models.runtimes.RUNTIMES`); None: :func:`deployed_runtime`'s.
         threads: ONNX Runtime's intra-op threads.
         optimise: TorchScript frozen and optimised for a server (checked against eager
             torch), instead of the portable module ``acnn export`` writes.
@@ -70,7 +80,7 @@ def stage_runner(
     return compile_runner(
         load_stage_model(run, stage),
         example_input(run),
-        runtime,
+        deployed_runtime(run, runtime),
         threads=threads,
         optimise=optimise,
         names=(INPUT_NAME, OUTPUT_NAME),

@@ -45,12 +45,14 @@ def closed_form_predictor(
     runtime_ms: tuple[tuple[str, ...], tuple[float, ...]] = (("1", "macs"), (0.001, 1e-6)),
     power: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
     network=None,
+    runtime: str = "onnxruntime",
 ):
     """A hand-made energy predictor with closed-form costs, declared power (so every
     energy is "estimated"): by default every layer costs 0.001 ms + 1 ms per million MACs
     at ``power_w``, and the network model adds nothing. ``runtime_ms`` and ``power`` are
     (feature names, coefficients) of each layer's polynomial; ``network`` replaces the
-    identity :class:`NetworkModel`."""
+    identity :class:`NetworkModel`. ``runtime`` is what designs priced with it record (the
+    local profile's by default)."""
     from energy_models.features import CALL_GROUPS
     from energy_models.predictor import (
         EnergyPredictor,
@@ -70,7 +72,7 @@ def closed_form_predictor(
         network = NetworkModel(dict.fromkeys(CALL_GROUPS, 1.0), 1.0, 0.0, {}, 0.0, power_w)
     return EnergyPredictor(
         device="local",
-        runtime="torch",
+        runtime=runtime,
         threads=1,
         torch_version="test",
         created="today",

@@ -149,6 +149,23 @@ class CostModel:
         return None
 
 
+def predictor_identity(predictor: EnergyPredictor, path: Path | None) -> dict[str, Any]:
+    """What identifies the predictor a design was priced with (``pricing.predictor`` of a
+    run folder): its triple, torch version, date, kind, power source and file."""
+    return {
+        "device": predictor.device,
+        "runtime": predictor.runtime,
+        "threads": predictor.threads,
+        "torch_version": predictor.torch_version,
+        "created": predictor.created,
+        "kind": "kernel-level" if predictor.kernels else "layer-wise",
+        "power_source": predictor.power_source,
+        "estimated": predictor.estimated,
+        "file": None if path is None else str(path),
+        "profile": predictor.provenance.get("profile"),
+    }
+
+
 def default_predictor(
     device: DeviceProfile,
     cache_root: Path,
@@ -168,11 +185,12 @@ def default_predictor(
     """
     import torch
 
-    from adaptive_cnn.profiling import QUICK_SIZE, ProfileRequest, take_profile
+    from adaptive_cnn.profiling import ProfileRequest, sweep_size, take_profile
     from energy_models.fitting import fit_predictor
     from energy_models.profile_store import ProfileData
 
-    tag = f"{device.name}-{device.runtime}-{device.threads}t-torch{torch.__version__}"
+    level = "-kernels" if device.runtime == "onnxruntime" else ""  # kernel-level predictor
+    tag = f"{device.name}-{device.runtime}{level}-{device.threads}t-torch{torch.__version__}"
     root = cache_root / "predictors"
     path = root / f"{tag}.json"
     if path.exists():
@@ -184,7 +202,7 @@ def default_predictor(
         device=device,
         runtime=device.runtime,
         threads=device.threads,
-        size=QUICK_SIZE,
+        size=sweep_size(True, runtime=device.runtime),
         shapes=((1, 28, 28), (3, 32, 32)),
         quick=True,
         rounds=3,

@@ -18,6 +18,7 @@ import numpy as np
 from adaptive_cnn.design.baselines import baseline_archs, evaluate_baselines, solve_and_test
 from adaptive_cnn.design.config import DesignConfig
 from adaptive_cnn.design.context import RunContext
+from adaptive_cnn.design.costs import predictor_identity
 from adaptive_cnn.design.designer import Designer, Evaluation
 from adaptive_cnn.design.final_choice import FinalCandidate, choose_final
 from adaptive_cnn.design.time_budget import Deadline
@@ -187,6 +188,11 @@ def _summary(context, best: Evaluation, thresholds, val_metrics, test_metrics, b
         "link": config.link,
         "cloud_latency_ms": config.cloud_latency_ms,
         "device": costs.device.name,
+        "pricing": {
+            "runtime": costs.predictor.runtime,
+            "threads": costs.predictor.threads,
+            "predictor": predictor_identity(costs.predictor, context.predictor_path),
+        },
         "input": {
             "dataset": context.dataset.name,
             "shape": list(context.dataset.input_shape),

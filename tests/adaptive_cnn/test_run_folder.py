@@ -16,6 +16,7 @@ from adaptive_cnn.errors import AcnnError, RunFolderError
 from adaptive_cnn.networks import create_network
 from adaptive_cnn.run_folder import (
     FORMAT_VERSION,
+    HISTORICAL_RUNTIME,
     load_run,
     read_summary,
     write_run,
@@ -112,6 +113,10 @@ def test_a_truncated_result_json_is_named(copy_run):
         (lambda s: s.update(link=None), "link must be a non-empty string, got None"),
         (lambda s: s["config"].update(cloud_latency_ms=math.inf), "cloud_latency_ms must be fin"),
         (lambda s: s.update(format_version=FORMAT_VERSION + 1), "this acnn reads format 1"),
+        (lambda s: s["pricing"].update(runtime="tflite"), "pricing.runtime is 'tflite'; use"),
+        (lambda s: s["pricing"].update(threads=0), "pricing.threads must be a whole number"),
+        (lambda s: s.update(pricing="torch"), "pricing must be a mapping, got 'torch'"),
+        (lambda s: s["pricing"]["predictor"].update(file=[1]), "predictor.file must be a plain"),
     ],
 )
 def test_wrong_types_and_missing_keys_name_the_file_and_the_key(copy_run, change, message):
@@ -125,6 +130,34 @@ def test_wrong_types_and_missing_keys_name_the_file_and_the_key(copy_run, change
 def test_an_infinite_threshold_is_a_stage_nobody_exits_at(copy_run):
     rewrite(copy_run, lambda s: s["policy"].update(thresholds=[math.inf, math.inf]))
     assert load_run(copy_run).policy.thresholds == (math.inf, math.inf)
+
+
+def test_the_designer_records_what_it_priced_for_and_with_which_predictor(
+    runtime_run_dir, design_predictor
+):
+    from energy_models.predictor import EnergyPredictor
+
+    predictor = EnergyPredictor.load(design_predictor)
+    run = load_run(runtime_run_dir)
+    assert (run.runtime, run.threads) == (predictor.runtime, predictor.threads)
+    assert run.pricing.recorded and run.pricing.describe() == "onnxruntime, 1 thread(s)"
+    identity = run.pricing.predictor
+    assert identity["file"] == str(design_predictor) and identity["kind"] == "layer-wise"
+    assert (identity["torch_version"], identity["created"]) == ("test", "today")
+    assert run.summary["pricing"]["runtime"] == "onnxruntime"
+
+
+def test_a_folder_from_before_pricing_was_recorded_reads_as_priced_for_torch(copy_run):
+    rewrite(copy_run, lambda s: s.pop("pricing"))
+    run = load_run(copy_run)
+    assert (run.runtime, run.threads, run.pricing.recorded) == (HISTORICAL_RUNTIME, None, False)
+    assert HISTORICAL_RUNTIME == "torch" and "not recorded" in run.pricing.describe()
+
+
+def test_the_pricing_label_appears_exactly_when_the_runtimes_differ(runtime_run_dir):
+    pricing = load_run(runtime_run_dir).pricing
+    assert pricing.label("onnxruntime") == ""
+    assert pricing.label("torch") == "priced for onnxruntime, run in torch"
 
 
 def test_a_summary_without_a_version_is_read_as_the_first_format(copy_run):

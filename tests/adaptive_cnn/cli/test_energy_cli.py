@@ -81,7 +81,7 @@ def test_predict_prints_the_figures_and_labels_estimates(profiles, capsys) -> No
     assert out["arch"] == arch and out["latency_ms"] > 0 and out["energy_mj"] > 0
     assert out["energy_mj"] == pytest.approx(out["latency_ms"] * out["power_w"])
     assert out["memory"]["weight_bytes_fp32"] == 4 * out["memory"]["params"]
-    assert "predictor for local/torch" in out["source"]
+    assert "predictor for local/onnxruntime" in out["source"]  # the local profile's runtime
     assert main(["predict", str(predictor), "--arch", arch, "--layers"]) == 0
     text = capsys.readouterr().out
     assert "latency" in text and "features.0" in text
