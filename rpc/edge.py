@@ -10,11 +10,18 @@ confident local prediction, marked ``degraded``. Every input gets exactly one
 
 Energy per image is the design's predicted energy of each local stage that ran, plus for
 a forwarded image the link model's radio and waiting energy for the bytes actually sent
-(:mod:`energy_models.communication`): estimates, labelled as such.
+(:mod:`energy_models.communication`): estimates, labelled as such. Beside it, each local
+stage call is timed on the device (:class:`adaptive_cnn.energy_check.StageMeter`) and its
+latency x the device's power is the measured-latency compute energy, labelled "measured"
+where a power sensor was read, else "estimated from latency x declared power".
+
+The stages run in the runtime the design was priced for unless another is asked for;
+every energy of such a run carries the label "priced for X, run in Y".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -22,10 +29,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from adaptive_cnn.energy_check import (
+    LatencyEnergy,
+    StageMeter,
+    deployed_threads,
+    device_power,
+    warm_up,
+)
 from adaptive_cnn.run_folder import RunFolder
-from adaptive_cnn.stage import stage_runner
+from adaptive_cnn.stage import deployed_runtime, stage_runner
 from energy_models.communication import NO_LINK, LinkModel
 from energy_models.devices import load_device
+from energy_models.power import PowerSource
 from rpc.client import CloudClient, CloudError
 from selector import confidence
 
@@ -45,6 +60,11 @@ class Answer:
         bytes_sent: request bytes sent to the cloud (all attempts).
         latency_ms: from the start of the image's batch to its answer.
         error: why the cloud failed (degraded answers only).
+        measured_energy_mj: compute energy of the local stages it passed from their
+            measured latency (``stage_latency_ms``, ms each) x the device's power, mJ;
+            compare with ``compute_energy_mj``. ``measured_energy_label`` says how.
+        energy_label: ``priced for X, run in Y`` where the stages ran in a runtime other
+            than the one the design was priced for, else empty.
     """
 
     index: int
@@ -62,6 +82,10 @@ class Answer:
     source: str = ""
     true_label: int | None = None
     error: str | None = None
+    measured_energy_mj: float | None = None
+    measured_energy_label: str = ""
+    stage_latency_ms: tuple[float, ...] = ()
+    energy_label: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +98,11 @@ class Summary:
     ``offload_rate`` is the share of images whose request was put on the wire; a
     ``degraded`` image that was never sent (no cloud configured, cloud unreachable) counts
     in ``degraded`` only, and was charged no bytes and no radio energy.
+
+    ``predicted_compute_mj_per_image`` and ``measured_energy_mj_per_image`` are the local
+    compute alone (predicted, and from measured latency x power), their ratio
+    ``measured_over_predicted``; ``runtime`` and ``threads`` are what the stages ran in,
+    ``pricing`` what the design was priced for, ``energy_label`` as in :class:`Answer`.
     """
 
     images: int
@@ -85,6 +114,15 @@ class Summary:
     bytes_sent: int
     mean_latency_ms: float
     exits: dict[str, int]
+    predicted_compute_mj_per_image: float = 0.0
+    measured_energy_mj_per_image: float | None = None
+    measured_energy_label: str = ""
+    measured_over_predicted: float | None = None
+    power_w: float | None = None
+    runtime: str = ""
+    threads: int | None = None
+    pricing: dict | None = None
+    energy_label: str = ""
 
     def to_dict(self) -> dict:
         return {"summary": True, **asdict(self)}
@@ -97,10 +135,15 @@ class EdgeClassifier:
         run: the design run folder.
         cloud: client of the cloud model; None answers forwarded images degraded.
         link: link to charge radio energy to (default: the design's link).
-        runtime: ``torchscript`` (default), ``onnxruntime`` or ``torch`` for the local
-            stages: the portable modules ``acnn export`` writes.
-        batch_size: images per local batch.
+        runtime: ``onnxruntime``, ``torchscript`` or ``torch`` for the local stages (the
+            files ``acnn export`` writes); None: the runtime the design was priced for.
+        threads: intra-op threads of the stages (ONNX Runtime's; torch's are the
+            process's); None: the design's (:func:`~adaptive_cnn.energy_check.deployed_threads`).
+        batch_size: images per local batch; at 1 (the default) each image's measured
+            stage latencies are its own, at batch 1 as the design priced them.
         concurrency: forwarded images in flight at once.
+        power: the device's power source for measured energies (default: its profile's).
+        warmup: untimed calls of each stage before the first image.
     """
 
     def __init__(
@@ -109,13 +152,23 @@ class EdgeClassifier:
         cloud: CloudClient | None = None,
         *,
         link: str | None = None,
-        runtime: str = "torchscript",
-        batch_size: int = 32,
+        runtime: str | None = None,
+        threads: int | None = None,
+        batch_size: int = 1,
         concurrency: int = 4,
+        power: PowerSource | None = None,
+        warmup: int = 3,
     ) -> None:
         self.run, self.cloud, self.batch_size = run, cloud, max(1, batch_size)
         self.stages = run.local_stages
-        self.runners = [stage_runner(run, s, runtime) for s in self.stages]
+        self.runtime = deployed_runtime(run, runtime)
+        self.threads = deployed_threads(run, threads)
+        self.energy_label = run.pricing.label(self.runtime)
+        self.runners = [
+            stage_runner(run, s, self.runtime, threads=self.threads) for s in self.stages
+        ]
+        self.meter = StageMeter(power or device_power(run))
+        self.warmup = warmup
         self._names = [s.name for s in self.stages]
         self._class_names = run.input.class_names
         # predicted compute energy of an image that ran stages 0..s
@@ -136,13 +189,45 @@ class EdgeClassifier:
         """Answer every image of ``images`` (N, C, H, W, native pixel scale), in order."""
         answers: list[Answer] = []
         with torch.inference_mode():  # entered once: per call it costs as much as a tiny stage
+            if len(images):
+                warm_up(self.runners, images[:1], self.warmup)
+            self.meter.start()
             for start in range(0, len(images), self.batch_size):
                 answers.extend(self._batch(images[start : start + self.batch_size], start))
+            energy = self.meter.finish()
         if [a.index for a in answers] != list(range(len(images))):
             raise AssertionError("every input must get exactly one answer, in order")
         if labels is not None or sources is not None:
             answers = [self._annotate(a, labels, sources) for a in answers]
-        return answers, summarise(answers)
+        answers = [self._measured(a, energy) for a in answers]
+        return answers, self._summary(answers, energy)
+
+    def _measured(self, a: Answer, energy: LatencyEnergy) -> Answer:
+        times = tuple(self.meter.image_ms(a.index))
+        return dataclasses.replace(
+            a,
+            measured_energy_mj=sum(energy.energy_mj(ms) for ms in times),
+            measured_energy_label=energy.label,
+            stage_latency_ms=times,
+            energy_label=self.energy_label,
+        )
+
+    def _summary(self, answers: list[Answer], energy: LatencyEnergy) -> Summary:
+        n = len(answers) or 1
+        predicted = sum(a.compute_energy_mj for a in answers) / n
+        measured = sum(a.measured_energy_mj or 0.0 for a in answers) / n
+        return dataclasses.replace(
+            summarise(answers),
+            predicted_compute_mj_per_image=predicted,
+            measured_energy_mj_per_image=measured,
+            measured_energy_label=energy.label,
+            measured_over_predicted=measured / predicted if predicted > 0 else None,
+            power_w=energy.power_w,
+            runtime=self.runtime,
+            threads=self.threads,
+            pricing=self.run.pricing.to_dict(),
+            energy_label=self.energy_label,
+        )
 
     def _annotate(self, a: Answer, labels, sources) -> Answer:
         fields = a.to_dict()
@@ -162,7 +247,10 @@ class EdgeClassifier:
         for s, runner in enumerate(self.runners):
             if not len(active):
                 break
-            probs = runner(images if len(active) == len(images) else images[active])
+            rows = (active + offset).tolist()
+            probs = self.meter.call(
+                runner, images if len(active) == len(images) else images[active], rows
+            )
             scores = confidence(probs, self.run.policy.metric)
             seen.append((active, probs, scores))
             exits = self.run.policy.exits_from_scores(s, scores)
@@ -182,8 +270,9 @@ class EdgeClassifier:
         started = time.perf_counter()
         thresholds = self.run.policy.thresholds  # none for a last stage that answers all
         seen = []
+        rows = (offset,)
         for s, runner in enumerate(self.runners):
-            probs = runner(images)
+            probs = self.meter.call(runner, images, rows)
             row = probs[0].tolist()
             top2 = sorted(row)[-2:] if len(row) > 1 else [0.0, row[0]]
             margin = top2[1] - top2[0]

@@ -24,7 +24,11 @@ def add_parser(commands) -> None:
             "marked degraded. Inputs: PNG/JPEG files (or folders of them), IDX files, .npy "
             "arrays (N x H x W or N x C x H x W) in the dataset's native pixel scale. "
             "Energies are the design's predictions plus the link model's radio energy: "
-            "estimates."
+            "estimates. Beside them, each local stage is timed per image in the runtime it "
+            "runs, and its latency x the device's power is the measured-latency energy "
+            "('measured' where a power sensor is read, else 'estimated from latency x "
+            "declared power'). The stages run in the runtime the design was priced for "
+            "unless --runtime names another; every energy then says 'priced for X, run in Y'."
         ),
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by acnn design")
@@ -42,17 +46,20 @@ def add_parser(commands) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per image + summary")
     parser.add_argument(
         "--runtime",
-        default="torchscript",
+        default=None,
         choices=RUNTIMES,
-        help="how the local stages run: torchscript (the module acnn export writes), "
-        "onnxruntime or torch (eager); default torchscript",
+        help="how the local stages run: onnxruntime, torchscript (the files acnn export "
+        "writes) or torch (eager). Default: the runtime the design was priced for; another "
+        "is run on request and its energies are labelled 'priced for X, run in Y'",
     )
     parser.add_argument(
         "--batch-size",
         type=values.int_in(1, 65536),
-        default=32,
+        default=1,
         metavar="IMAGES",
-        help="images per local batch, 1..65536 (default 32)",
+        help="images per local batch, 1..65536 (default 1: images one at a time, as a "
+        "device meets them and as the design priced them; a larger batch shares each "
+        "call's measured time among its images)",
     )
     parser.add_argument(
         "--deadline-ms",
@@ -81,9 +88,10 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--threads",
         type=values.threads,
-        default=1,
+        default=None,
         metavar="N",
-        help="torch intra-op threads, 1..1024 (default 1)",
+        help="intra-op threads of the local stages, 1..1024 (default: the threads the "
+        "design was priced for, else its device profile's)",
     )
     parser.set_defaults(run=run_classify)
 
@@ -91,7 +99,9 @@ def add_parser(commands) -> None:
 def run_classify(args: argparse.Namespace) -> int:
     import torch
 
+    from adaptive_cnn.energy_check import deployed_threads
     from adaptive_cnn.run_folder import load_run
+    from adaptive_cnn.stage import deployed_runtime
     from rpc.edge import EdgeClassifier
     from rpc.inputs import load_inputs, load_labels
 
@@ -99,8 +109,10 @@ def run_classify(args: argparse.Namespace) -> int:
         from rpc.client import parse_target
 
         parse_target(args.cloud)  # an unusable address is an error before anything runs
-    torch.set_num_threads(args.threads)
     run = load_run(args.run_dir)
+    if args.runtime is None:
+        deployed_runtime(run)  # the priced runtime must be usable here, before any image
+    torch.set_num_threads(deployed_threads(run, args.threads))
     images, sources = load_inputs(args.paths, run.input)
     labels = load_labels(args.labels, len(images)) if args.labels else None
     cloud = _cloud(args)
@@ -117,6 +129,7 @@ def run_classify(args: argparse.Namespace) -> int:
         cloud,
         link=args.link,
         runtime=args.runtime,
+        threads=args.threads,
         batch_size=args.batch_size,
     )
     try:
@@ -177,7 +190,9 @@ def _percent(rate: float) -> str:
 def _print_table(answers, summary) -> None:
     from adaptive_cnn.tables import format_table
 
-    headers = ("input", "label", "conf", "stage", "mJ (est.)", "bytes", "ms", "note")
+    headers = (
+        "input", "label", "conf", "stage", "mJ (est.)", "mJ (latency)", "bytes", "ms", "note"
+    )  # fmt: skip
     rows = [
         (
             a.source or str(a.index),
@@ -185,18 +200,36 @@ def _print_table(answers, summary) -> None:
             f"{a.confidence:.3f}",
             a.stage,
             f"{a.energy_mj:.3g}",
+            f"{a.measured_energy_mj:.3g}" if a.measured_energy_mj is not None else "-",
             str(a.bytes_sent),
             f"{a.latency_ms:.1f}",
             "degraded: " + (a.error or "") if a.degraded else "",
         )
         for a in answers
     ]
+    if summary.energy_label:
+        print(f"energies {summary.energy_label}")
     print(format_table(headers, rows))
     accuracy = "n/a (no --labels)" if summary.accuracy is None else f"{summary.accuracy:.2%}"
+    tags = [t for t in ("estimated" * summary.energy_estimated, summary.energy_label) if t]
     print(
         f"\n{summary.images} images: accuracy {accuracy}; energy "
         f"{summary.energy_mj_per_image:.3g} mJ/image"
-        + (" (estimated)" if summary.energy_estimated else "")
+        + (f" ({', '.join(tags)})" if tags else "")
         + f"; offload rate {_percent(summary.offload_rate)}; degraded {summary.degraded}; "
         f"{summary.bytes_sent} bytes sent; exits {summary.exits}"
+    )
+    print(compute_line(summary))
+
+
+def compute_line(summary) -> str:
+    """The local compute energy per image, predicted and from measured latency."""
+    priced = f"; {summary.energy_label}" if summary.energy_label else ""
+    ratio = summary.measured_over_predicted
+    return (
+        f"local compute in {summary.runtime} ({summary.threads} thread(s)): predicted "
+        f"{summary.predicted_compute_mj_per_image:.3g} mJ/image, from measured latency "
+        f"{summary.measured_energy_mj_per_image:.3g} mJ/image ({summary.measured_energy_label}"
+        f" at {summary.power_w:.3g} W{priced}); measured/predicted "
+        + ("n/a" if ratio is None else f"{ratio:.2f}")
     )

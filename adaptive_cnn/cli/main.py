@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import adaptive_cnn
 from adaptive_cnn.cli import (
+    check_energy_command,
     classify_command,
     data_commands,
     design_command,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     design_command.add_report_parser(commands)
     serve_command.add_parser(commands)
     classify_command.add_parser(commands)
+    check_energy_command.add_parser(commands)
     export_command.add_parser(commands)
     reproduce_command.add_parser(commands)
     return parser

@@ -45,6 +45,33 @@ def test_exported_stages_match_torch(fmt, run, tmp_path, digits_test, reference_
         np.testing.assert_allclose(probs, reference_probs(run, name, images), atol=1e-5, rtol=0)
 
 
+def test_export_writes_the_priced_runtime_s_files_unless_asked_otherwise(run, tmp_path, capsys):
+    assert main(["export", str(run.path), "--out", str(tmp_path / "a")]) == 0
+    manifest = json.loads((tmp_path / "a" / "manifest-onnx.json").read_text())
+    assert (manifest["format"], manifest["runtime"]) == ("onnx", run.runtime)
+    assert manifest["energy_label"] == "" and capsys.readouterr().err == ""
+    assert manifest["stages"]["stage1"]["energy_mj"] == run.stages[0].energy_mj
+    out = tmp_path / "b"
+    assert main(["export", str(run.path), "--format", "torchscript", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest-torchscript.json").read_text())
+    assert manifest["energy_label"] == "priced for onnxruntime, run in torchscript"
+    assert "priced for onnxruntime, run in torchscript" in capsys.readouterr().err
+
+
+def test_a_run_from_before_pricing_was_recorded_exports_torchscript(run, tmp_path, capsys):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run.path, old)
+    summary = json.loads((old / "result.json").read_text())
+    del summary["pricing"]
+    (old / "result.json").write_text(json.dumps(summary))
+    assert main(["export", str(old)]) == 0
+    manifest = json.loads((old / "export" / "manifest-torchscript.json").read_text())
+    assert manifest["pricing"]["recorded"] is False and manifest["pricing"]["runtime"] == "torch"
+    assert manifest["energy_label"] == "priced for torch, run in torchscript"
+
+
 def test_unknown_export_format_is_refused_by_the_parser(run, capsys):
     assert main(["export", str(run.path), "--format", "tflite"]) == 2
     assert "invalid choice: 'tflite'" in capsys.readouterr().err
