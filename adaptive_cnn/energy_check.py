@@ -70,8 +70,16 @@ def device_power(run: RunFolder) -> PowerSource:
     """The power source of the device ``run`` was designed for (its profile's sensor where
     one can be read, else its declared model)."""
     from energy_models.devices import load_device
+    from energy_models.errors import EnergyModelError
 
-    return make_power_source(load_device(run.device).power.to_dict())
+    try:
+        device = load_device(run.device)
+    except EnergyModelError as exc:  # e.g. designed with a profile file no longer there
+        raise EnergyModelError(
+            f"{run.path}: the device profile {run.device!r} it was designed for cannot be "
+            f"loaded, and measured energies need its power model ({exc})"
+        ) from None
+    return make_power_source(device.power.to_dict())
 
 
 def deployed_threads(run: RunFolder, requested: int | None = None) -> int:

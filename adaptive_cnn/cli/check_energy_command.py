@@ -29,7 +29,10 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by acnn design")
     parser.add_argument(
-        "--split", default="test", choices=("test", "val", "train"), help="(default test)"
+        "--split",
+        default="test",
+        choices=("test", "val", "train"),
+        help="the split of the design's dataset to run (default test)",
     )
     parser.add_argument(
         "--limit",
