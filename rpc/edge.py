@@ -37,7 +37,7 @@ from adaptive_cnn.energy_check import (
     warm_up,
 )
 from adaptive_cnn.run_folder import RunFolder
-from adaptive_cnn.stage import deployed_runtime, stage_runner
+from adaptive_cnn.stage import deployed_runtime, example_input, stage_runner
 from energy_models.communication import NO_LINK, LinkModel
 from energy_models.devices import load_device
 from energy_models.power import PowerSource
@@ -143,7 +143,7 @@ class EdgeClassifier:
             stage latencies are its own, at batch 1 as the design priced them.
         concurrency: forwarded images in flight at once.
         power: the device's power source for measured energies (default: its profile's).
-        warmup: untimed calls of each stage before the first image.
+        warmup: untimed calls of each stage when the classifier is built.
     """
 
     def __init__(
@@ -168,7 +168,8 @@ class EdgeClassifier:
             stage_runner(run, s, self.runtime, threads=self.threads) for s in self.stages
         ]
         self.meter = StageMeter(power or device_power(run))
-        self.warmup = warmup
+        with torch.inference_mode():  # once per classifier, not per classify() call
+            warm_up(self.runners, example_input(run, 1).numpy(), warmup)
         self._names = [s.name for s in self.stages]
         self._class_names = run.input.class_names
         # predicted compute energy of an image that ran stages 0..s
@@ -189,8 +190,6 @@ class EdgeClassifier:
         """Answer every image of ``images`` (N, C, H, W, native pixel scale), in order."""
         answers: list[Answer] = []
         with torch.inference_mode():  # entered once: per call it costs as much as a tiny stage
-            if len(images):
-                warm_up(self.runners, images[:1], self.warmup)
             self.meter.start()
             for start in range(0, len(images), self.batch_size):
                 answers.extend(self._batch(images[start : start + self.batch_size], start))
@@ -247,10 +246,8 @@ class EdgeClassifier:
         for s, runner in enumerate(self.runners):
             if not len(active):
                 break
-            rows = (active + offset).tolist()
-            probs = self.meter.call(
-                runner, images if len(active) == len(images) else images[active], rows
-            )
+            batch = images if len(active) == len(images) else images[active]
+            probs = self.meter.call(runner, batch, active + offset)
             scores = confidence(probs, self.run.policy.metric)
             seen.append((active, probs, scores))
             exits = self.run.policy.exits_from_scores(s, scores)
