@@ -53,9 +53,23 @@ QUICK_SIZE = SweepSize(layer_networks=8, max_layers=150, networks=30)
 DEFAULT_SHAPES = ((1, 28, 28), (3, 32, 32))
 
 
-def sweep_size(quick: bool, layers: int | None = None, networks: int | None = None) -> SweepSize:
-    """:data:`DEFAULT_SIZE` (:data:`QUICK_SIZE` if ``quick``), its caps replaced where given."""
-    base = QUICK_SIZE if quick else DEFAULT_SIZE
+# ONNX Runtime's predictor is kernel-level: its kernels are timed inside the networks,
+# so its profile spends the time on networks; layers alone only cover the rarer kernels.
+ORT_DEFAULT_SIZE = SweepSize(layer_networks=20, max_layers=300, networks=400)
+ORT_QUICK_SIZE = SweepSize(layer_networks=4, max_layers=40, networks=150)
+
+
+def sweep_size(
+    quick: bool,
+    layers: int | None = None,
+    networks: int | None = None,
+    runtime: str = "torch",
+) -> SweepSize:
+    """The profile's size for ``runtime`` (quick or default), caps replaced where given."""
+    if runtime == "onnxruntime":
+        base = ORT_QUICK_SIZE if quick else ORT_DEFAULT_SIZE
+    else:
+        base = QUICK_SIZE if quick else DEFAULT_SIZE
     return SweepSize(base.layer_networks, layers or base.max_layers, networks or base.networks)
 
 

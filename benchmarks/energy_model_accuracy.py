@@ -87,6 +87,7 @@ def _profile(
     seed: int = 0,
     layers: int | None = None,
     networks: int | None = None,
+    skip_layers: bool = False,
 ) -> float:
     """Take (or resume) one profile of this machine, as ``acnn profile`` does with
     ``--runtime``, ``--threads``, ``--quick``, ``--seed``, ``--layers`` and ``--networks``;
@@ -97,10 +98,11 @@ def _profile(
         device=device,
         runtime=args.runtime,
         threads=args.threads or device.threads,
-        size=sweep_size(args.quick, layers, networks),
+        size=sweep_size(args.quick, layers, networks, args.runtime),
         shapes=default_shapes(args.quick),
         seed=seed,
         quick=args.quick,
+        skip_layers=skip_layers,
     )
     start = time.perf_counter()
     summary = take_profile(request, progress=ProgressLine)
@@ -126,6 +128,7 @@ def _profile_outside(out: Path, args: argparse.Namespace, count: int) -> float:
                 "set": "outside", "count": count}  # fmt: skip
     store = ProfileStore.open(out, settings)
     request = ProfileRequest(out, device, args.runtime, threads, sweep_size(args.quick), ())
+    # (the request only supplies the timing defaults every profile uses)
     profiler = Profiler(
         store, args.runtime, threads, power,
         TimingSettings(request.warmup, request.repeats, request.rounds),
@@ -250,7 +253,13 @@ def measure(args: argparse.Namespace) -> dict:
     # (configurations also in the fit profile are left out of the layer table).
     held_layers = args.heldout_layers or (60 if args.quick else 600)
     fit_s = _profile(fit_dir, args)
-    held_s = _profile(held_dir, args, seed=1, layers=held_layers, networks=args.heldout_networks)
+    if args.runtime == "onnxruntime":  # kernel-level: held-out networks only
+        held_nets = args.heldout_networks or (60 if args.quick else 120)
+        held_s = _profile(held_dir, args, seed=1, networks=held_nets, skip_layers=True)
+    else:
+        held_s = _profile(
+            held_dir, args, seed=1, layers=held_layers, networks=args.heldout_networks
+        )
     predictor_path = args.work / f"predictor-{tag}.json"
     start = time.perf_counter()
     _fit(fit_dir, predictor_path)

@@ -145,7 +145,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from energy_models.units import parse_duration_s
 
     device = load_device(args.device, user_dir=args.devices_dir)
-    size = sweep_size(args.quick, args.layers, args.networks)
+    size = sweep_size(args.quick, args.layers, args.networks, args.runtime or device.runtime)
     shapes = [parse_shape(s) for s in args.input_shape or ()] or default_shapes(args.quick)
     if device.name != "local":
         _say(
