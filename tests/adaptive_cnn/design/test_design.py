@@ -209,6 +209,11 @@ def test_default_predictor_profiles_once_then_reuses_the_file(tmp_path, monkeypa
     from energy_models.predictor import EnergyPredictor
 
     device = load_device("local")
+    small = profiling.SweepSize(layer_networks=1, max_layers=10, networks=12)
+    monkeypatch.setattr(profiling, "ORT_QUICK_SIZE", small)  # the test's own, not the time
+    monkeypatch.setattr(profiling, "QUICK_SIZE", small)
+    monkeypatch.setattr(profiling, "ORT_GRID_CHANNELS", (5, 8))
+    monkeypatch.setattr(profiling, "GRID_CHANNELS", (8,))
     news: list[str] = []
     path = default_predictor(device, tmp_path, news.append)
     predictor = EnergyPredictor.load(path)
