@@ -70,6 +70,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/energy_profiles"))
     parser.add_argument("--fresh", action="store_true", help="delete earlier profiles first")
     parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="time the fit networks and both held-out sets in one session, shuffled and "
+        "round by round together (the machine's drift between sessions then cancels); the "
+        "predictor is fitted on the fit networks only",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/energy_model_accuracy.json")
     )
     parser.add_argument(
@@ -242,8 +249,86 @@ def main(argv=None) -> int:
     return 0
 
 
+def measure_interleaved(args: argparse.Namespace) -> dict:
+    """One session: the layer sweep, then the fit networks (seed 0), the held-out family
+    networks (seed 1) and the networks outside the families shuffled together; fit on
+    the fit networks, report on the two held-out sets (never in the fit data)."""
+    from dataclasses import replace
+
+    from adaptive_cnn.profiling import network_set
+    from energy_models.outside_networks import outside_networks
+    from energy_models.power import make_power_source
+    from energy_models.profile_store import ProfileStore
+    from energy_models.profiler import Profiler, TimingSettings
+
+    tag = f"{args.runtime}{'-quick' if args.quick else ''}-interleaved"
+    layers_dir, nets_dir = args.work / f"layers-{tag}", args.work / f"networks-{tag}"
+    if args.fresh:
+        shutil.rmtree(layers_dir, ignore_errors=True)
+        shutil.rmtree(nets_dir, ignore_errors=True)
+    device = load_device("local")
+    threads = args.threads or device.threads
+    size = sweep_size(args.quick, runtime=args.runtime)
+    shapes = default_shapes(args.quick)
+    start = time.perf_counter()
+    request = ProfileRequest(
+        layers_dir, device, args.runtime, threads, size, shapes, quick=args.quick,
+        skip_networks=True,
+    )  # fmt: skip
+    take_profile(request, progress=ProgressLine)
+    layers_s = time.perf_counter() - start
+    fit_specs = network_set(shapes, size.networks, np.random.default_rng([0, 1]))
+    held_count = args.heldout_networks or (60 if args.quick else 120)
+    held_specs = network_set(shapes, held_count, np.random.default_rng([1, 1]))
+    fit_ids = {s.id for s in fit_specs}
+    held_specs = [s for s in held_specs if s.id not in fit_ids]
+    outside_specs = outside_networks(
+        args.outside_networks or (24 if args.quick else 60), np.random.default_rng(11)
+    )
+    specs = fit_specs + held_specs + outside_specs
+    order = np.random.default_rng(5).permutation(len(specs))
+    power = make_power_source(device.power.to_dict())
+    settings = {"device": device.name, "runtime": args.runtime, "threads": threads,
+                "set": "interleaved", "count": len(specs)}  # fmt: skip
+    profiler = Profiler(
+        ProfileStore.open(nets_dir, settings), args.runtime, threads, power,
+        TimingSettings(request.warmup, request.repeats, request.rounds),
+    )  # fmt: skip
+    bar = ProgressLine("networks")
+    start = time.perf_counter()
+    try:
+        profiler.profile_networks([specs[i] for i in order], bar.update)
+    finally:
+        bar.close()
+        power.close()
+    networks_s = time.perf_counter() - start
+    timed = {r["id"]: r for r in ProfileData.load(nets_dir).networks}
+    layers = ProfileData.load(layers_dir)
+    fit_data = replace(layers, networks=tuple(timed[s.id] for s in fit_specs))
+    predictor = fit_predictor(fit_data, folds=5, seed=0)
+    predictor_path = args.work / f"predictor-{tag}.json"
+    predictor.save(predictor_path)
+    reports = {}
+    for name, chosen in (("family", held_specs), ("outside", outside_specs)):
+        report = accuracy_report(predictor, [], [timed[s.id] for s in chosen])
+        print(f"\n{name} networks, timed interleaved with the fit networks:")
+        print(format_report(report))
+        reports[name] = report.to_dict()
+    print(f"profile wall time: layers {layers_s:.0f} s, all networks {networks_s:.0f} s")
+    return {
+        "settings": vars(args) | {"work": str(args.work), "out": str(args.out)},
+        "predictor": str(predictor_path),
+        "profile_seconds": {"layers": layers_s, "networks": networks_s},
+        "report": reports["family"],
+        "outside_report": reports["outside"],
+        "vectorised": vectorised_timing(predictor, args.candidates),
+    }
+
+
 def measure(args: argparse.Namespace) -> dict:
     """Profile (or resume), fit, report and time; the JSON result (tables printed)."""
+    if args.interleaved:
+        return measure_interleaved(args)
     tag = f"{args.runtime}{'-quick' if args.quick else ''}"
     fit_dir, held_dir = args.work / f"fit-{tag}", args.work / f"heldout-{tag}"
     if args.fresh:
