@@ -194,21 +194,10 @@ def kernel_samples(
 ) -> tuple[LayerTable, np.ndarray, np.ndarray]:
     """Every profiled kernel of the records (layers timed alone and networks): a table
     with one row per kernel (its kind and row), its time and the record's power."""
-    kinds, rows, latency, power = [], [], [], []
-    for record in records:
-        for kernel in record.get("kernels", ()):
-            kinds.append(str(kernel["kind"]))
-            rows.append([float(v) for v in kernel["row"]])
-            latency.append(max(float(kernel["latency_ms"]), MIN_KERNEL_MS))
-            power.append(float(record["power_w"]))
-    table = LayerTable(
-        kinds=np.asarray(kinds, dtype=object),
-        values=np.asarray(rows, dtype=np.float64).reshape(len(rows), len(RAW_FIELDS)),
-        network=np.arange(len(rows), dtype=np.int64),
-        n_networks=len(rows),
-        names=tuple(kinds),
-    )
-    return table, np.asarray(latency), np.asarray(power)
+    timed = [r for r in records if "kernels" in r]
+    latency = [max(float(k["latency_ms"]), MIN_KERNEL_MS) for r in timed for k in r["kernels"]]
+    power = [float(r["power_w"]) for r in timed for _ in r["kernels"]]
+    return kernel_table(timed), np.asarray(latency), np.asarray(power)
 
 
 def kernel_table(records: Sequence[Mapping[str, Any]]) -> LayerTable:

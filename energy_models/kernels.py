@@ -49,11 +49,6 @@ ELEMENTWISE_KINDS = {"relu", "relu6", "leakyrelu", "silu", "sigmoid", "hardsigmo
                      "gelu", "add", "mul"}  # fmt: skip
 
 
-def base_kind(kernel_kind: str) -> str:
-    """The layer kind a kernel kind is built on (``conv2d_nchwc`` -> ``conv2d``)."""
-    return kernel_kind.removesuffix(NCHWC)
-
-
 @dataclass(frozen=True)
 class Kernel:
     """One kernel ONNX Runtime runs for a network.
