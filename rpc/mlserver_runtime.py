@@ -51,10 +51,11 @@ class AcnnStageRuntime(MLModel):
 def _onnx_runner(path: str, threads: int):
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    options = ort.SessionOptions()  # energy_models.runtimes.ort_options, not imported
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed, fetch = session.get_inputs()[0].name, session.get_outputs()[0].name
     return lambda x: session.run([fetch], {feed: np.ascontiguousarray(x, dtype=np.float32)})[0]

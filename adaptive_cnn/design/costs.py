@@ -189,7 +189,10 @@ def default_predictor(
     from energy_models.fitting import fit_predictor
     from energy_models.profile_store import ProfileData
 
-    level = "-kernels" if device.runtime == "onnxruntime" else ""  # kernel-level predictor
+    from energy_models.runtimes import ORT_SESSION_TAG
+
+    # kernel-level predictor, timed with acnn's session options
+    level = f"-kernels-{ORT_SESSION_TAG}" if device.runtime == "onnxruntime" else ""
     tag = f"{device.name}-{device.runtime}{level}-{device.threads}t-torch{torch.__version__}"
     root = cache_root / "predictors"
     path = root / f"{tag}.json"
