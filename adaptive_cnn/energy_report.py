@@ -50,6 +50,7 @@ def _rows(report: AccuracyReport) -> list[tuple]:
         ("runtime (layer-wise)", *_cells(report.runtime)),
         ("runtime (layer-wise, drift-corrected)", *_cells(report.runtime_drift_corrected)),
         ("runtime (FLOPs-proportional)", *_cells(report.flops_runtime)),
+        ("measurement vs itself (odd vs even rounds)", *_cells(report.repeatability)),
         ("runtime (FLOPs affine)", *_cells(report.flops_affine_runtime)),
         ("power (layer-wise)", *_cells(report.power)),
         ("energy (layer-wise)", *_cells(report.energy)),

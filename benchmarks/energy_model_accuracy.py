@@ -205,13 +205,21 @@ def render_markdown(result: dict) -> str:
         ("predictor, held-out family networks", "runtime"),
         ("FLOPs-proportional baseline", "flops_runtime"),
         ("FLOPs-affine baseline", "flops_affine_runtime"),
+        ("the measurement vs itself (odd vs even timing rounds)", "repeatability"),
     ):
-        lines.append(
-            f"| {label} | {report[key]['mape']:.1f}% | {report[key]['within_10pct']:.0f}% |"
-        )
+        if key in report:  # results before the repeatability row lack it
+            lines.append(
+                f"| {label} | {report[key]['mape']:.1f}% | {report[key]['within_10pct']:.0f}% |"
+            )
     outside = result.get("outside_report")
     if outside:
-        for label, key in (("predictor", "runtime"), ("FLOPs-proportional", "flops_runtime")):
+        for label, key in (
+            ("predictor", "runtime"),
+            ("FLOPs-proportional", "flops_runtime"),
+            ("the measurement vs itself", "repeatability"),
+        ):
+            if key not in outside:
+                continue
             lines.append(
                 f"| {label}, networks outside the families | {outside[key]['mape']:.1f}% | "
                 f"{outside[key]['within_10pct']:.0f}% |"

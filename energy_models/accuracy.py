@@ -75,6 +75,7 @@ class AccuracyReport:
     session_speed_ratio: float
     n_anchors: int
     runtime_drift_corrected: TargetAccuracy
+    repeatability: TargetAccuracy
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -84,6 +85,22 @@ class AccuracyReport:
         d["flops_affine_baseline_mape"] = self.flops_affine_runtime.mape
         d["energy_label"] = "estimated" if self.estimated else "measured"
         return d
+
+
+def repeatability(records: Sequence[Mapping[str, Any]]) -> TargetAccuracy:
+    """The measurement's own noise floor: each network's median over its odd timing rounds
+    as a "prediction" of the median over its even rounds (records with >= 2 rounds).
+
+    No predictor can agree with the measured latencies much better than the measurements
+    agree with themselves: a within-10% share here is the ceiling of the predictor's.
+    """
+    odd, even = [], []
+    for record in records:
+        rounds = [float(v) for v in record.get("round_medians_ms") or ()]
+        if len(rounds) >= 2:
+            odd.append(float(np.median(rounds[1::2])))
+            even.append(float(np.median(rounds[0::2])))
+    return _target(np.asarray(odd), np.asarray(even))
 
 
 def session_speed_ratio(
@@ -198,4 +215,5 @@ def accuracy_report(
         session_speed_ratio=ratio,
         n_anchors=n_anchors,
         runtime_drift_corrected=_target(prediction.latency_ms * ratio, latency),
+        repeatability=repeatability(held),
     )

@@ -207,3 +207,17 @@ def test_layer_accuracy_in_the_report_uses_fit_layer_ids() -> None:
 def test_layer_accuracy_of_no_held_out_layers_is_empty() -> None:
     records = _layer_records()
     assert layer_accuracy(_predictor(), records, exclude={r["id"] for r in records}) == ()
+
+
+def test_repeatability_compares_odd_with_even_rounds() -> None:
+    from energy_models.accuracy import repeatability
+
+    records = [
+        {"round_medians_ms": [1.0, 1.05, 1.0, 1.05]},  # even rounds 1.0, odd 1.05: +5%
+        {"round_medians_ms": [2.0, 2.0, 2.0]},  # agrees with itself
+        {"round_medians_ms": [5.0]},  # one round: nothing to compare
+        {},
+    ]
+    found = repeatability(records)
+    assert found.mape == pytest.approx(2.5)
+    assert found.within_10pct == pytest.approx(100.0)
