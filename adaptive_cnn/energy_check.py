@@ -33,7 +33,7 @@ from adaptive_cnn.errors import RunFolderError
 from adaptive_cnn.run_folder import RunFolder
 from energy_models.power import Clock, PowerSource, PowerWindow, make_power_source
 from energy_models.runtimes import Runner
-from selector import confidence
+from selector import ExitPolicy, confidence
 
 CHECK_FILE = "energy_check.json"
 DECLARED_LABEL = "estimated from latency x declared power"
@@ -253,26 +253,74 @@ def check_energy(
     from adaptive_cnn.stage import deployed_runtime, stage_runner
     from energy_models.runtimes import set_threads
 
-    if not len(images):
-        raise RunFolderError("check-energy needs at least one image")
     runtime, threads = deployed_runtime(run, runtime), deployed_threads(run, threads)
     before = _torch_threads()
     set_threads(threads)
     try:
         runners = [stage_runner(run, s, runtime, threads=threads) for s in run.local_stages]
-        meter = StageMeter(power or device_power(run), clock)
-        exits = _run_cascade(run, runners, images.astype(np.float32), meter, warmup, progress)
-        energy = meter.finish()
+        return measure_cascade(
+            run.local_stages, runners, run.policy, images,
+            power=power or device_power(run), runtime=runtime, threads=threads,
+            warmup=warmup, pricing_label=run.pricing.label(runtime),
+            config={"priced_for": run.pricing.to_dict()}, progress=progress, clock=clock,
+        )  # fmt: skip
     finally:
         set_threads(before)
-    config = {
+
+
+def measure_cascade(
+    stages: Sequence[Any],
+    runners: Sequence[Runner],
+    policy: ExitPolicy,
+    images: np.ndarray,
+    *,
+    power: PowerSource,
+    runtime: str,
+    threads: int,
+    warmup: int = 10,
+    pricing_label: str = "",
+    config: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    clock: Clock = time.perf_counter,
+) -> EnergyCheck:
+    """Any cascade of local stages timed per image at batch 1: a design's
+    (:func:`check_energy`) or a fixed baseline's.
+
+    Args:
+        stages: the local stages, each with ``name``, ``arch`` and ``energy_mj`` (the
+            predicted energy per call).
+        runners: one runner per stage, in ``runtime`` with ``threads`` threads (the caller
+            has set torch's threads for eager runtimes).
+        policy: the exit rule; it drives ``len(stages)`` stages, or one more (a cloud stage
+            that the images passing every local stage are sent on to, untimed).
+        images: (N, C, H, W) native-scale pixels, N >= 1.
+        power: the device's power source.
+        runtime, threads: what the runners run in (recorded).
+        warmup: untimed calls of each stage before the first image.
+        pricing_label: ``priced for X, run in Y`` where ``runtime`` is not the priced one.
+        config: more settings to record with the check.
+        progress: called with (images done, images) after each image.
+        clock: the timer around each stage call, seconds.
+    """
+    if not len(images):
+        raise RunFolderError("check-energy needs at least one image")
+    if len(runners) != len(stages) or policy.n_stages not in (len(stages), len(stages) + 1):
+        raise ValueError(
+            f"{len(stages)} stages, {len(runners)} runners and a policy for "
+            f"{policy.n_stages} stages do not make one cascade"
+        )
+    meter = StageMeter(power, clock)
+    names = [s.name for s in stages]
+    exits = _run_cascade(policy, runners, names, images.astype(np.float32), meter, warmup, progress)
+    energy = meter.finish()
+    settings = {
         "runtime": runtime,
         "threads": threads,
         "warmup": warmup,
         "batch_size": 1,
-        "priced_for": run.pricing.to_dict(),
+        **dict(config or {}),
     }
-    return _compare(run, meter, exits, energy, run.pricing.label(runtime), config)
+    return _compare(stages, meter, exits, energy, pricing_label, settings)
 
 
 def _torch_threads() -> int:
@@ -281,32 +329,32 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def _run_cascade(run, runners, images, meter: StageMeter, warmup: int, progress) -> list[str]:
+def _run_cascade(
+    policy: ExitPolicy, runners, names, images, meter: StageMeter, warmup: int, progress
+) -> list[str]:
     """Each image through the local stages until the policy lets it exit; its exit."""
     import torch
 
-    names = [s.name for s in run.local_stages]
     exits = []
     with torch.inference_mode():  # entered once: per call it costs as much as a tiny stage
         warm_up(runners, images[:1], warmup)
         meter.start()
         for i in range(len(images)):
-            exits.append(_one_image(run, runners, names, images[i : i + 1], i, meter))
+            exits.append(_one_image(policy, runners, names, images[i : i + 1], i, meter))
             if progress is not None:
                 progress(i + 1, len(images))
     return exits
 
 
-def _one_image(run, runners, names, image, row: int, meter: StageMeter) -> str:
+def _one_image(policy: ExitPolicy, runners, names, image, row: int, meter: StageMeter) -> str:
     for s, runner in enumerate(runners):
         probs = meter.call(runner, image, (row,))
-        if run.policy.exits_from_scores(s, confidence(probs, run.policy.metric))[0]:
+        if policy.exits_from_scores(s, confidence(probs, policy.metric))[0]:
             return names[s]
     return "cloud"  # passed every local stage: the design sends it on
 
 
-def _compare(run, meter, exits, energy: LatencyEnergy, label: str, config) -> EnergyCheck:
-    local = run.local_stages
+def _compare(local, meter, exits, energy: LatencyEnergy, label: str, config) -> EnergyCheck:
     per_stage: list[list[float]] = [[] for _ in local]
     predicted = measured = 0.0
     for row in range(len(exits)):

@@ -159,3 +159,33 @@ def test_a_device_profile_that_is_gone_is_one_error_line(copy_run, capsys):
     assert main(["check-energy", str(copy_run), "--limit", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'board-that-is-gone' it was designed for cannot be loaded" in err[0]
+
+
+def test_measure_cascade_of_local_stages_only(digits):
+    """A baseline's cascade (no cloud): the last local stage answers every image it gets."""
+    from types import SimpleNamespace
+
+    from adaptive_cnn.energy_check import measure_cascade
+    from selector import ExitPolicy
+
+    stages = [SimpleNamespace(name=f"stage{i}", arch="a", energy_mj=2.0 * i) for i in (1, 2)]
+    confident = lambda x: np.tile([[0.9, 0.1]], (len(x), 1))  # noqa: E731
+    unsure = lambda x: np.tile([[0.5, 0.5]], (len(x), 1))  # noqa: E731
+    policy = ExitPolicy((0.8,), "max-prob")
+    images = digits.test.images[:5]
+    power = DeclaredPowerModel(1.0, 10.0)
+    passed = measure_cascade(
+        stages, [unsure, unsure], policy, images, power=power, runtime="torch", threads=1,
+        warmup=0, clock=StepClock(),
+    )  # fmt: skip
+    assert dict(passed.exits) == {"stage2": 5}  # none sent on: no cloud stage to send to
+    assert passed.predicted_mj_per_image == pytest.approx(6.0)
+    assert passed.measured_mj_per_image == pytest.approx(20.0)  # two 1 ms calls x 10 W
+    stopped = measure_cascade(
+        stages, [confident, unsure], policy, images, power=power, runtime="torch", threads=1,
+        warmup=0, clock=StepClock(),
+    )  # fmt: skip
+    assert dict(stopped.exits) == {"stage1": 5}
+    assert stopped.predicted_mj_per_image == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="do not make one cascade"):
+        measure_cascade(stages, [unsure], policy, images, power=power, runtime="torch", threads=1)
