@@ -185,10 +185,9 @@ def default_predictor(
     """
     import torch
 
-    from adaptive_cnn.profiling import ProfileRequest, sweep_size, take_profile
+    from adaptive_cnn.profiling import ProfileRequest, default_shapes, sweep_size, take_profile
     from energy_models.fitting import fit_predictor
     from energy_models.profile_store import ProfileData
-
     from energy_models.runtimes import ORT_SESSION_TAG
 
     # kernel-level predictor, timed with acnn's session options
@@ -206,7 +205,7 @@ def default_predictor(
         runtime=device.runtime,
         threads=device.threads,
         size=sweep_size(True, runtime=device.runtime),
-        shapes=((1, 28, 28), (3, 32, 32)),
+        shapes=default_shapes(True),
         quick=True,
         rounds=3,
     )
