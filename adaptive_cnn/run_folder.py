@@ -390,7 +390,9 @@ def _parse(root: Path, summary: Mapping[str, Any], f: _Fields) -> RunFolder:
     if policy.n_stages != len(stages):
         f.fail("policy", f"drives {policy.n_stages} stages, the design has {len(stages)}")
     config = f.mapping(summary.get("config") or {}, "config")
-    device = summary.get("device", config.get("device", "local"))
+    # the profile as the design was given it (a YAML path stays a path, so that the
+    # device can be loaded again), else its name
+    device = config.get("device") or summary.get("device", "local")
     return RunFolder(
         path=root,
         stages=stages,

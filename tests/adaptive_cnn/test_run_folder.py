@@ -254,3 +254,24 @@ def test_the_cli_reports_a_bad_folder_in_one_line(copy_run, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("acnn: error: ")
         assert "result.json: stages[0].weights '../../etc/passwd' lies outside" in err[0]
+
+
+def test_a_device_profile_given_as_a_file_is_loaded_again_from_it(copy_run, tmp_path):
+    """A design made with ``--device my.yaml`` records the profile's name (``my``), which
+    names no shipped profile: the run folder keeps the path, so check-energy finds it."""
+    from energy_models.devices import load_device
+
+    profile = tmp_path / "my-laptop.yaml"
+    profile.write_text(
+        "runtime: torch\nthreads: 1\nmemory_limit: 1GiB\n"
+        "power: {source: declared, idle_w: 1, active_w: 5}\n"
+    )
+
+    def to_file(summary):
+        summary["device"] = "my-laptop"
+        summary["config"]["device"] = str(profile)
+
+    rewrite(copy_run, to_file)
+    run = load_run(copy_run)
+    assert run.device == str(profile)
+    assert load_device(run.device).power.active_w == 5
