@@ -154,7 +154,7 @@ def test_no_images_is_an_error_not_a_division_by_zero(copy_run):
 
 def test_a_device_profile_that_is_gone_is_one_error_line(copy_run, capsys):
     summary = json.loads((copy_run / "result.json").read_text())
-    summary["device"] = "board-that-is-gone"
+    summary["device"] = summary["config"]["device"] = "board-that-is-gone"
     (copy_run / "result.json").write_text(json.dumps(summary))
     assert main(["check-energy", str(copy_run), "--limit", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
