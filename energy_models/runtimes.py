@@ -60,9 +60,12 @@ def set_threads(threads: int) -> None:
 # --- the runtimes' building blocks -----------------------------------------------------
 
 
-def run_torch(module: nn.Module, x: np.ndarray) -> np.ndarray:
-    """``module`` (eager or TorchScript) on a float32 batch, under inference mode."""
+def run_torch(module: nn.Module, x: np.ndarray, channels_last: bool = False) -> np.ndarray:
+    """``module`` (eager or TorchScript) on a float32 batch, under inference mode; with
+    ``channels_last`` an image batch is handed to it in channels-last memory format."""
     tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if channels_last:
+        tensor = _channels_last(tensor)
     # A new thread's OpenMP pool takes torch's thread count only once torch is asked for it;
     # oneDNN kernels (optimised TorchScript) do not ask, so a server's first batch on its
     # batcher thread would run on every core and round differently from the next ones.
@@ -231,7 +234,11 @@ def compile_runner(
             module = optimise_torchscript(module, (example,))
         else:  # round-tripped through bytes: the exported file is what runs
             module = load_torchscript(torchscript_bytes(module, (example,)))
-    return lambda x: run_torch(module, x)
+        return lambda x: run_torch(module, x)
+    # eager torch runs channels-last, as the profiler times it (:func:`prepare`): run in
+    # NCHW, the reference large network took 1.89 ms per image against 1.54 ms
+    module = module.to(memory_format=torch.channels_last)
+    return lambda x: run_torch(module, x, channels_last=True)
 
 
 # --- the profiler's timed callables ----------------------------------------------------
