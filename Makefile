@@ -19,7 +19,7 @@ RUN_DIR ?= runs/design
 TIME_LIMIT ?= 12min
 RUN_ARGS ?= --budget 3mJ --trials 6 --initial-points 3 --proxy-subset 4000 --final-epochs 2 --cloud-epochs 2 --rerank 2 --time-limit $(TIME_LIMIT)
 
-.PHONY: run test setup dataset lint bench bench-energy bench-serve clean
+.PHONY: run test setup dataset lint bench bench-energy bench-serve bench-runtime clean
 
 # A second `make run` resumes (and re-reports) the run instead of refusing its folder,
 # under the same time limit (counted from the resume).
@@ -68,6 +68,11 @@ bench-energy: setup
 # acnn serve vs MLServer throughput and the client's routing overhead (about 1 minute).
 bench-serve: setup
 	$(BIN)/python benchmarks/serve_throughput.py
+
+# The main job designed for eager torch and for ONNX Runtime, each design and the same
+# baselines measured in both runtimes (two main-job designs: about 30 minutes).
+bench-runtime: setup dataset
+	$(BIN)/python benchmarks/runtime_gain.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
