@@ -23,7 +23,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,8 @@ class EnergyCheck:
         runtime, threads: what the stages ran in.
         pricing_label: ``priced for X, run in Y`` where ``runtime`` is not the priced one.
         config: the settings that made the check.
+        pass_ratios: the whole cascade's measured / predicted of each pass over the
+            images (:func:`check_energy`'s ``passes``); the figures above pool all passes.
     """
 
     stages: tuple[StageCheck, ...]
@@ -201,6 +203,7 @@ class EnergyCheck:
     threads: int
     pricing_label: str
     config: Mapping[str, Any] = field(default_factory=dict)
+    pass_ratios: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -220,6 +223,7 @@ class EnergyCheck:
                 "predicted_mj_per_image": self.predicted_mj_per_image,
                 "measured_mj_per_image": self.measured_mj_per_image,
                 "ratio": _plain(self.ratio),
+                "pass_ratios": [_plain(r) for r in self.pass_ratios],
             },
             "scope": "local compute only; radio energy is the link model's, not measured",
             "config": dict(self.config),
@@ -233,6 +237,7 @@ def check_energy(
     runtime: str | None = None,
     threads: int | None = None,
     warmup: int = 10,
+    passes: int = 1,
     power: PowerSource | None = None,
     progress: Callable[[int, int], Any] | None = None,
     clock: Clock = time.perf_counter,
@@ -240,17 +245,25 @@ def check_energy(
     """Run ``run``'s local stages on ``images`` one at a time, as the device meets them,
     and compare each stage's measured-latency energy with the design's prediction.
 
+    On a shared machine one pass's figure drifts with the machine (here +-15% between
+    passes minutes apart): ``passes`` > 1 runs the images again and pools every pass,
+    and the result keeps each pass's ratio.
+
     Args:
         run: the design run folder.
         images: (N, C, H, W) native-scale pixels, N >= 1.
         runtime: the stages' runtime; None: the one the design was priced for.
         threads: intra-op threads; None: :func:`deployed_threads`'s.
         warmup: untimed calls of each stage before the first image.
+        passes: times the images are run, >= 1.
         power: the device's power source (default :func:`device_power`).
-        progress: called with (images done, images) after each image.
+        progress: called with (images done, images) after each image (of all passes).
         clock: the timer around each stage call, seconds.
     """
     from adaptive_cnn.stage import deployed_runtime, stage_runner
+
+    if passes < 1:
+        raise RunFolderError(f"check-energy needs at least one pass, got {passes}")
     from energy_models.runtimes import set_threads
 
     runtime, threads = deployed_runtime(run, runtime), deployed_threads(run, threads)
@@ -258,14 +271,66 @@ def check_energy(
     set_threads(threads)
     try:
         runners = [stage_runner(run, s, runtime, threads=threads) for s in run.local_stages]
-        return measure_cascade(
-            run.local_stages, runners, run.policy, images,
-            power=power or device_power(run), runtime=runtime, threads=threads,
-            warmup=warmup, pricing_label=run.pricing.label(runtime),
-            config={"priced_for": run.pricing.to_dict()}, progress=progress, clock=clock,
-        )  # fmt: skip
+        power = power or device_power(run)
+        checks = []
+        for done in range(passes):
+            shown = None if progress is None else _offset(progress, done, len(images), passes)
+            checks.append(
+                measure_cascade(
+                    run.local_stages,
+                    runners,
+                    run.policy,
+                    images,
+                    power=power,
+                    runtime=runtime,
+                    threads=threads,
+                    warmup=warmup,
+                    pricing_label=run.pricing.label(runtime),
+                    config={"priced_for": run.pricing.to_dict(), "passes": passes},
+                    progress=shown,
+                    clock=clock,
+                )  # fmt: skip
+            )
     finally:
         set_threads(before)
+    return pool_passes(checks)
+
+
+def _offset(progress: Callable[[int, int], Any], done: int, per_pass: int, passes: int):
+    return lambda i, _n: progress(done * per_pass + i, per_pass * passes)
+
+
+def pool_passes(checks: Sequence[EnergyCheck]) -> EnergyCheck:
+    """One check from several passes over the same images: energies pooled over every
+    call of every pass, each pass's whole-cascade ratio kept."""
+    first = checks[0]
+    if len(checks) == 1:
+        return replace(first, pass_ratios=(first.ratio,))
+    stages = []
+    for i, stage in enumerate(first.stages):
+        calls = sum(c.stages[i].calls for c in checks)
+        mean = sum(
+            c.stages[i].mean_latency_ms * c.stages[i].calls for c in checks if c.stages[i].calls
+        )
+        mean = mean / calls if calls else math.nan
+        medians = [c.stages[i].median_latency_ms for c in checks if c.stages[i].calls]
+        stages.append(
+            replace(
+                stage,
+                calls=calls,
+                measured_mj=first.energy.energy_mj(mean),
+                mean_latency_ms=mean,
+                median_latency_ms=float(np.median(medians)) if medians else math.nan,
+            )  # fmt: skip
+        )
+    return replace(
+        first,
+        stages=tuple(stages),
+        exits=first.exits,  # the same images through the same policy every pass
+        predicted_mj_per_image=float(np.mean([c.predicted_mj_per_image for c in checks])),
+        measured_mj_per_image=float(np.mean([c.measured_mj_per_image for c in checks])),
+        pass_ratios=tuple(c.ratio for c in checks),
+    )
 
 
 def measure_cascade(

@@ -49,6 +49,14 @@ def add_parser(commands) -> None:
         help="untimed calls of each stage before the first image, 0..100000 (default 10)",
     )
     parser.add_argument(
+        "--passes",
+        type=values.int_in(1, 1000),
+        default=1,
+        metavar="N",
+        help="run the images N times and pool them, 1..1000 (default 1); a shared "
+        "machine's speed drifts between minutes, and each pass's ratio is printed",
+    )
+    parser.add_argument(
         "--runtime",
         default=None,
         choices=RUNTIMES,
@@ -83,6 +91,7 @@ def run_check_energy(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         threads=args.threads,
         warmup=args.warmup,
+        passes=args.passes,
         progress=None if args.quiet else _progress(),
     )
     check = _with_config(check, args)
@@ -148,8 +157,21 @@ def format_check(check) -> str:
             f"{check.images} images, batch 1, in {check.runtime} with {check.threads} "
             f"thread(s){priced}; power {check.energy.power_w:.3g} W ({check.energy.source}, "
             f"{label}); exits {dict(check.exits)}; local compute only",
+            *_passes_line(check.pass_ratios),
         ]
     )
+
+
+def _passes_line(ratios) -> list[str]:
+    if len(ratios) < 2:
+        return []
+    import statistics
+
+    shown = ", ".join(_ratio(r) for r in ratios)
+    return [
+        f"{len(ratios)} passes pooled; the cascade's measured/predicted per pass: {shown} "
+        f"(median {_ratio(statistics.median(ratios))})"
+    ]
 
 
 def _ratio(value: float) -> str:

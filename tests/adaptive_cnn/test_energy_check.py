@@ -17,6 +17,7 @@ from adaptive_cnn.energy_check import (
     check_energy,
     load_split,
 )
+from adaptive_cnn.errors import AcnnError
 from adaptive_cnn.run_folder import load_run
 from energy_models.power import DeclaredPowerModel
 
@@ -189,3 +190,29 @@ def test_measure_cascade_of_local_stages_only(digits):
     assert stopped.predicted_mj_per_image == pytest.approx(2.0)
     with pytest.raises(ValueError, match="do not make one cascade"):
         measure_cascade(stages, [unsure], policy, images, power=power, runtime="torch", threads=1)
+
+
+def test_passes_pool_every_pass_and_keep_each_ratio(copy_run, digits):
+    run = with_thresholds(copy_run, 0.0, math.inf)  # everyone exits at stage 1
+    images = digits.test.images[:4]
+    seen = []
+    check = check_energy(
+        run, images, warmup=0, passes=3, power=DeclaredPowerModel(1.0, 10.0),
+        clock=StepClock(), progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert check.images == 4 and check.stages[0].calls == 12
+    assert len(check.pass_ratios) == 3 and check.pass_ratios[0] == pytest.approx(check.ratio)
+    assert check.config["passes"] == 3
+    assert seen[-1] == (12, 12) and len(seen) == 12
+    assert check.to_dict()["cascade"]["pass_ratios"] == pytest.approx(list(check.pass_ratios))
+    with pytest.raises(AcnnError, match="at least one pass"):
+        check_energy(run, images, passes=0)
+
+
+def test_cli_prints_each_pass(copy_run, capsys):
+    assert main(["check-energy", str(copy_run), "--limit", "3", "--passes", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 passes pooled; the cascade's measured/predicted per pass:" in out
+    saved = json.loads((copy_run / CHECK_FILE).read_text())
+    assert len(saved["cascade"]["pass_ratios"]) == 2
+    assert main(["check-energy", str(copy_run), "--passes", "0"]) == 2
