@@ -91,8 +91,9 @@ def repeatability(records: Sequence[Mapping[str, Any]]) -> TargetAccuracy:
     """The measurement's own noise floor: each network's median over its odd timing rounds
     as a "prediction" of the median over its even rounds (records with >= 2 rounds).
 
-    No predictor can agree with the measured latencies much better than the measurements
-    agree with themselves: a within-10% share here is the ceiling of the predictor's.
+    Each half is a median of about half the rounds, so it is noisier than the all-round
+    median a predictor is checked against (about twice as noisy, with noise falling as
+    1/sqrt(rounds)): this row bounds how noisy the truth is from above.
     """
     odd, even = [], []
     for record in records:
