@@ -113,15 +113,23 @@ def device_file(runtime: str, work: Path) -> str:
 
 
 def config_for(flags: list[str], device: str, predictor: str | None):
-    """The design settings of ``acnn design FLAGS`` on ``device`` (and the time limit)."""
-    from adaptive_cnn.cli.design_command import resolve_config
-    from adaptive_cnn.cli.main import build_parser
+    """The design settings ``acnn design FLAGS`` would use, on ``device`` (and the time
+    limit, s): the flags are read with the settings' own declarations
+    (:mod:`adaptive_cnn.design.settings`), as the CLI reads them."""
+    from adaptive_cnn.design import BOSettings, DesignConfig
+    from adaptive_cnn.design.settings import add_arguments, values_from_args
     from energy_models.units import parse_duration_s
 
-    args = build_parser().parse_args(["design", *flags])
-    config = resolve_config(args).changed(device=device)
+    parser = argparse.ArgumentParser(prog="runtime_gain --design-args", add_help=False)
+    add_arguments(parser, DesignConfig)
+    add_arguments(parser, BOSettings)
+    parser.add_argument("--time-limit", metavar="DURATION")
+    args = parser.parse_args(flags)
+    given = {**values_from_args(args, DesignConfig), **values_from_args(args, BOSettings)}
+    given["device"] = device
     if predictor:
-        config = config.changed(predictor=predictor)
+        given["predictor"] = predictor
+    config = DesignConfig.from_dict(given, "the main job's flags")
     return config, parse_duration_s(args.time_limit) if args.time_limit else None
 
 
