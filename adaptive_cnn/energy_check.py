@@ -302,35 +302,47 @@ def _offset(progress: Callable[[int, int], Any], done: int, per_pass: int, passe
 
 def pool_passes(checks: Sequence[EnergyCheck]) -> EnergyCheck:
     """One check from several passes over the same images: energies pooled over every
-    call of every pass, each pass's whole-cascade ratio kept."""
+    call of every pass (each pass's latencies at that pass's power), each pass's
+    whole-cascade ratio kept. A stage's median is the median of the passes' medians."""
     first = checks[0]
     if len(checks) == 1:
         return replace(first, pass_ratios=(first.ratio,))
     stages = []
     for i, stage in enumerate(first.stages):
-        calls = sum(c.stages[i].calls for c in checks)
-        mean = sum(
-            c.stages[i].mean_latency_ms * c.stages[i].calls for c in checks if c.stages[i].calls
-        )
-        mean = mean / calls if calls else math.nan
-        medians = [c.stages[i].median_latency_ms for c in checks if c.stages[i].calls]
+        ran = [c.stages[i] for c in checks if c.stages[i].calls]
+        calls = sum(s.calls for s in ran)
         stages.append(
             replace(
                 stage,
                 calls=calls,
-                measured_mj=first.energy.energy_mj(mean),
-                mean_latency_ms=mean,
-                median_latency_ms=float(np.median(medians)) if medians else math.nan,
+                measured_mj=_weighted([s.measured_mj for s in ran], [s.calls for s in ran]),
+                mean_latency_ms=_weighted([s.mean_latency_ms for s in ran], [s.calls for s in ran]),
+                median_latency_ms=float(np.median([s.median_latency_ms for s in ran]))
+                if ran
+                else math.nan,
             )  # fmt: skip
         )
+    measured = [c.measured_mj_per_image for c in checks]
+    timed_ms = sum(m / c.energy.power_w for m, c in zip(measured, checks, strict=True))
+    energy = LatencyEnergy(
+        sum(measured) / timed_ms if timed_ms > 0 else first.energy.power_w,  # time-weighted
+        "+".join(dict.fromkeys(c.energy.source for c in checks)),
+        all(c.energy.measured for c in checks),
+    )
     return replace(
         first,
         stages=tuple(stages),
         exits=first.exits,  # the same images through the same policy every pass
         predicted_mj_per_image=float(np.mean([c.predicted_mj_per_image for c in checks])),
-        measured_mj_per_image=float(np.mean([c.measured_mj_per_image for c in checks])),
+        measured_mj_per_image=float(np.mean(measured)),
+        energy=energy,
         pass_ratios=tuple(c.ratio for c in checks),
     )
+
+
+def _weighted(values: Sequence[float], weights: Sequence[int]) -> float:
+    total = sum(weights)
+    return sum(v * w for v, w in zip(values, weights, strict=True)) / total if total else math.nan
 
 
 def measure_cascade(

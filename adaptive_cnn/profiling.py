@@ -50,7 +50,7 @@ class SweepSize:
 
 DEFAULT_SIZE = SweepSize(layer_networks=60, max_layers=1500, networks=150)
 QUICK_SIZE = SweepSize(layer_networks=8, max_layers=150, networks=30)
-#: input shapes of the sampled networks (C, H, W); a quick profile takes the first only
+#: input shapes of the sampled networks (C, H, W), quick profile or not
 DEFAULT_SHAPES = ((1, 28, 28), (3, 32, 32))
 
 

@@ -258,7 +258,8 @@ def measure(systems: list[System], runtimes, images, args, power) -> dict[tuple,
             runners[system.priced_for, system.name, run_in] = [
                 compile_runner(m, example, run_in, threads=threads) for m in system.models
             ]
-    chunks = np.array_split(np.arange(len(images)), args.rounds)
+    # never an empty chunk (more --rounds than images)
+    chunks = np.array_split(np.arange(len(images)), min(args.rounds, len(images)))
     order = np.random.default_rng(0)
     keys = list(runners)
     by_key = {(s.priced_for, s.name): s for s in systems}

@@ -80,7 +80,7 @@ def _add_profile(commands) -> None:
         action="append",
         metavar="CxHxW",
         help="input shape of the sampled networks, repeatable (default: 1x28x28 and "
-        "3x32x32; --quick: 1x28x28)",
+        "3x32x32, with --quick too)",
     )
     p.add_argument(
         "--num-classes",

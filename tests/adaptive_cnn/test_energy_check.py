@@ -216,3 +216,34 @@ def test_cli_prints_each_pass(copy_run, capsys):
     saved = json.loads((copy_run / CHECK_FILE).read_text())
     assert len(saved["cascade"]["pass_ratios"]) == 2
     assert main(["check-energy", str(copy_run), "--passes", "0"]) == 2
+
+
+def test_pooled_passes_charge_each_pass_at_its_own_power(digits):
+    """A sensor reads another power in each pass: each pass's latencies at its own."""
+    from types import SimpleNamespace
+
+    from adaptive_cnn.energy_check import measure_cascade, pool_passes
+    from selector import ExitPolicy
+
+    stage = [SimpleNamespace(name="stage1", arch="a", energy_mj=5.0)]
+    answer = lambda x: np.tile([[0.9, 0.1]], (len(x), 1))  # noqa: E731
+    checks = [
+        measure_cascade(
+            stage,
+            [answer],
+            ExitPolicy((), "max-prob"),
+            digits.test.images[:3],
+            power=DeclaredPowerModel(1.0, watts),
+            runtime="torch",
+            threads=1,
+            warmup=0,
+            clock=StepClock(),
+        )  # fmt: skip
+        for watts in (10.0, 20.0)
+    ]
+    pooled = pool_passes(checks)
+    assert pooled.stages[0].measured_mj == pytest.approx(15.0)  # 1 ms at 10 W, then at 20 W
+    assert pooled.measured_mj_per_image == pytest.approx(15.0)
+    assert pooled.energy.power_w == pytest.approx(15.0)
+    assert pooled.pass_ratios == pytest.approx((2.0, 4.0))
+    assert pooled.stages[0].calls == 6
