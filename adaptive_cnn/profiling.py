@@ -297,7 +297,13 @@ def _power_spec(request: ProfileRequest) -> dict[str, Any]:
 def _settings(request: ProfileRequest, power: Any) -> dict[str, Any]:
     import torch
 
+    block = {}
+    if request.runtime == "onnxruntime":  # the kernel rules' layout block on this host
+        from energy_models.runtimes import nchwc_block
+
+        block = {"nchwc_block": nchwc_block()}
     return {
+        **block,
         "device": request.device.name,
         "runtime": request.runtime,
         "threads": request.threads,

@@ -30,7 +30,7 @@ from energy_models.features import (
     feature_matrix,
     polynomial_features,
 )
-from energy_models.kernels import ORT_RULES
+from energy_models.kernels import ort_rules
 from energy_models.layer_builder import descriptor_from_dict
 from energy_models.predictor import (
     EnergyPredictor,
@@ -368,6 +368,16 @@ def _partial_predictor(layers: Mapping[str, LayerModel], network: NetworkModel) 
     )
 
 
+def _nchwc_block(settings: Mapping[str, Any]) -> int:
+    """The NCHWc block of the host a kernel-level profile was timed on: recorded with the
+    profile; a profile from before it was recorded was timed here (probed now)."""
+    if "nchwc_block" in settings:
+        return int(settings["nchwc_block"])
+    from energy_models.runtimes import nchwc_block  # ONNX Runtime and torch: only here
+
+    return nchwc_block()
+
+
 def fit_predictor(data: ProfileData, folds: int = 5, seed: int = 0) -> EnergyPredictor:
     """Fit a complete predictor from a profile directory's records."""
     settings = data.settings
@@ -406,7 +416,7 @@ def fit_predictor(data: ProfileData, folds: int = 5, seed: int = 0) -> EnergyPre
             "seed": seed,
             "profile_settings": dict(settings),
         },
-        kernels=ORT_RULES if kernel_level else None,
+        kernels=ort_rules(_nchwc_block(settings)) if kernel_level else None,
     )
 
 

@@ -12,9 +12,13 @@ alone is therefore a poor proxy for its cost inside a network; the kernel-level 
 returns the table of kernels, with the same numeric columns (a fused kernel carries its
 anchor layer's row: the convolution's, the gemm's, the pool's), so the predictor's
 polynomial machinery serves kernels unchanged. The rules were read off ONNX Runtime 1.32's
-optimised graphs on x86-64 (AVX2, NCHWc block of 8 channels); :func:`match_nodes` checks
-them against an optimised graph's nodes (:func:`energy_models.runtimes.ort_node_times`)
-and maps every node back to the layers it came from. A node the rules did not predict is
+optimised graphs on x86-64, where the NCHWc block is 8 channels on AVX2 hosts and 16 on
+AVX-512 ones: the block is a parameter of the rules (:func:`ort_rules` names both), found
+on the profiling host (:func:`energy_models.runtimes.nchwc_block`) and stored with the
+predictor, so the designer prices with the block of the host that was timed.
+:func:`graph_kernels` reads an optimised graph's nodes
+(:func:`energy_models.runtimes.ort_node_times`) and maps every node back to the layers it
+came from. A node the rules did not predict is
 an error naming the node, never free.
 
 Pure numpy: no torch, no ONNX Runtime.
@@ -31,14 +35,34 @@ import numpy as np
 from energy_models.errors import EnergyModelError
 from energy_models.features import RAW_FIELDS, LayerTable
 
-#: Name of the fusion rules (stored in a kernel-level predictor file).
-ORT_RULES = "onnxruntime-cpu-nchwc"
-
 NCHWC = "_nchwc"  # suffix of kernels that run in the blocked layout
-NCHWC_BLOCK = 8  # MLAS NCHWc block (channels) on AVX2 and AVX-512 hosts alike for pools
+DEFAULT_NCHWC_BLOCK = 8  # MLAS NCHWc block (channels) on AVX2 hosts; 16 on AVX-512 ones
+NCHWC_BLOCKS = (8, 16)
+
+#: Name of the fusion rules with the AVX2 block (stored in a kernel-level predictor file;
+#: files written before the block was a parameter carry this name).
+ORT_RULES = "onnxruntime-cpu-nchwc"
 CHANNEL_ALIGNMENT = 4  # input channels an NCHWc convolution accepts without falling back
 
 _FIELD = {name: i for i, name in enumerate(RAW_FIELDS)}
+
+
+def ort_rules(block: int) -> str:
+    """The name of the fusion rules for an NCHWc block of ``block`` channels."""
+    if block not in NCHWC_BLOCKS:
+        raise EnergyModelError(f"no kernel rules for an NCHWc block of {block} channels")
+    return ORT_RULES if block == DEFAULT_NCHWC_BLOCK else f"{ORT_RULES}{block}"
+
+
+def rules_block(rules: str) -> int:
+    """The NCHWc block (channels) of fusion rules named ``rules`` (:func:`ort_rules`)."""
+    for block in NCHWC_BLOCKS:
+        if rules == ort_rules(block):
+            return block
+    known = ", ".join(ort_rules(b) for b in NCHWC_BLOCKS)
+    raise EnergyModelError(f"unknown kernel fusion rules {rules!r} (known: {known})")
+
+
 _POOLS = {"maxpool2d", "avgpool2d", "adaptiveavgpool2d", "adaptivemaxpool2d"}
 _SKIPPED = {"identity", "dropout"}  # removed by the exporter or the optimiser
 # Activations fused into the preceding convolution (FusedConv / NCHWc Conv) or gemm.
@@ -78,8 +102,11 @@ def _reorder_row(c: float, h: float, w: float) -> tuple[float, ...]:
 class _Fuser:
     """Walks one network's layers in execution order, tracking the memory layout."""
 
-    def __init__(self, kinds: Sequence[str], rows: np.ndarray, names: Sequence[str]) -> None:
+    def __init__(
+        self, kinds: Sequence[str], rows: np.ndarray, names: Sequence[str], block: int
+    ) -> None:
         self.kinds, self.rows, self.names = list(kinds), rows, list(names)
+        self.block = block  # NCHWc channels
         self.kernels: list[Kernel] = []
         self.blocked = False  # the current tensor is in NCHWc layout
         # (c, h, w, blocked) of every tensor produced so far, the network input first
@@ -133,7 +160,7 @@ class _Fuser:
             elif kind in _POOLS:
                 # an average pool rounding up is exported with explicit padding: NCHW
                 rounded = kind == "avgpool2d" and self.field(i, "ceil_mode") > 0
-                self.to_layout(self.field(i, "c_in") % NCHWC_BLOCK == 0 and not rounded)
+                self.to_layout(self.field(i, "c_in") % self.block == 0 and not rounded)
                 self.emit(kind, i, i)
                 i += 1
             elif kind in ("add", "mul"):
@@ -167,10 +194,10 @@ class _Fuser:
             blocked = c_in % CHANNEL_ALIGNMENT == 0
             direct = False
         elif groups > 1:
-            blocked = (c_in / groups) % CHANNEL_ALIGNMENT == 0 and c_out % NCHWC_BLOCK == 0
+            blocked = (c_in / groups) % CHANNEL_ALIGNMENT == 0 and c_out % self.block == 0
             direct = False
         else:
-            direct = c_in < NCHWC_BLOCK  # an NCHW input feeds the blocked kernel directly
+            direct = c_in < self.block  # an NCHW input feeds the blocked kernel directly
             blocked = direct or c_in % CHANNEL_ALIGNMENT == 0
         if direct:  # reads an NCHW tensor, writes a blocked one
             self.to_layout(False)
@@ -195,20 +222,29 @@ class _Fuser:
         return last + 1
 
 
-def fuse_layers(kinds: Sequence[str], rows: np.ndarray, names: Sequence[str]) -> list[Kernel]:
-    """The kernels ONNX Runtime runs for one network's layers (in execution order)."""
-    return _Fuser(kinds, np.asarray(rows, dtype=np.float64), names).run()
+def fuse_layers(
+    kinds: Sequence[str],
+    rows: np.ndarray,
+    names: Sequence[str],
+    block: int = DEFAULT_NCHWC_BLOCK,
+) -> list[Kernel]:
+    """The kernels ONNX Runtime runs for one network's layers (in execution order), on a
+    host whose NCHWc block is ``block`` channels."""
+    return _Fuser(kinds, np.asarray(rows, dtype=np.float64), names, block).run()
 
 
-def network_kernels(table: LayerTable, index: int) -> list[Kernel]:
-    """The kernels of network ``index`` of ``table``."""
+def network_kernels(
+    table: LayerTable, index: int, block: int = DEFAULT_NCHWC_BLOCK
+) -> list[Kernel]:
+    """The kernels of network ``index`` of ``table`` (NCHWc block ``block``)."""
     rows = np.flatnonzero(table.network == index)
     names = [table.names[r] for r in rows] if table.names else [str(r) for r in rows]
-    return fuse_layers(table.kinds[rows].tolist(), table.values[rows], names)
+    return fuse_layers(table.kinds[rows].tolist(), table.values[rows], names, block)
 
 
-def fuse_table(table: LayerTable) -> LayerTable:
-    """The kernel table of a layer table: one row per kernel, the same networks."""
+def fuse_table(table: LayerTable, block: int = DEFAULT_NCHWC_BLOCK) -> LayerTable:
+    """The kernel table of a layer table: one row per kernel, the same networks (NCHWc
+    block ``block``)."""
     kinds: list[str] = []
     rows: list[tuple[float, ...]] = []
     index: list[int] = []
@@ -221,7 +257,8 @@ def fuse_table(table: LayerTable) -> LayerTable:
         else:
             picked = np.flatnonzero(table.network == n)
         layer_names = [table.names[r] for r in picked] if table.names else [""] * len(picked)
-        for kernel in fuse_layers(table.kinds[picked].tolist(), table.values[picked], layer_names):
+        kinds_n = table.kinds[picked].tolist()
+        for kernel in fuse_layers(kinds_n, table.values[picked], layer_names, block):
             kinds.append(kernel.kind)
             rows.append(kernel.row)
             index.append(n)

@@ -284,11 +284,11 @@ def _check_finite(prediction: TablePrediction) -> None:
 
 
 def _kernel_rules(value: Any) -> str | None:
-    from energy_models.kernels import ORT_RULES
+    from energy_models.kernels import rules_block
 
-    if value is None or value == ORT_RULES:
-        return value
-    raise EnergyModelError(f"unknown kernel fusion rules {value!r} (known: {ORT_RULES})")
+    if value is not None:
+        rules_block(str(value))  # raises for rules this acnn does not know
+    return value
 
 
 @dataclass(frozen=True)
@@ -351,9 +351,9 @@ class EnergyPredictor:
         """Predict every network of ``table`` (torch layers) with array operations; a
         kernel-level predictor first rewrites the layers into the runtime's kernels."""
         if self.kernels:
-            from energy_models.kernels import fuse_table
+            from energy_models.kernels import fuse_table, rules_block
 
-            return self.predict_kernels(fuse_table(table))
+            return self.predict_kernels(fuse_table(table, rules_block(self.kernels)))
         return self.predict_kernels(table)
 
     def predict_kernels(self, table: LayerTable) -> TablePrediction:

@@ -30,7 +30,9 @@ NETWORKS_FILE = "networks.jsonl"
 PROFILE_FORMAT = "acnn-profile"
 PROFILE_VERSION = 1
 # Settings that must agree for records to be comparable; the rest (sizes) may grow on resume.
-IDENTITY_KEYS = ("device", "runtime", "threads", "torch_version", "warmup", "repeats")
+IDENTITY_KEYS = (
+    "device", "runtime", "threads", "torch_version", "warmup", "repeats", "nchwc_block",
+)  # fmt: skip
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ overheads dominate small networks, so the runtime the device will use is the one
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import warnings
@@ -344,3 +345,26 @@ def ort_node_times(
             )
         )
     return nodes
+
+
+@functools.lru_cache(maxsize=1)
+def nchwc_block() -> int:
+    """The NCHWc block (channels) of this host's ONNX Runtime: 8 on AVX2, 16 on AVX-512.
+
+    Read off the optimised graph of one probe convolution with 8 input channels: with a
+    block of 8 the runtime reorders its input into the blocked layout first; with 16 the
+    blocked kernel reads the 8-channel NCHW tensor directly (fewer channels than a block).
+    A host whose runtime blocks nothing (no NCHWc kernels) gets the AVX2 rules' block, whose
+    layout rules then never apply to it: the profile's own graphs still map node by node.
+    """
+    from energy_models.kernels import DEFAULT_NCHWC_BLOCK, NCHWC_BLOCKS
+
+    torch.manual_seed(0)
+    probe = nn.Sequential(nn.Conv2d(8, 32, 3, padding=1), nn.ReLU()).eval()
+    x = torch.randn(1, 8, 8, 8)
+    nodes = ort_node_times(onnx_bytes(probe, (x,)), {"input0": x.numpy()}, 1, calls=1, warmup=0)
+    if not any(node.blocked for node in nodes):
+        return DEFAULT_NCHWC_BLOCK
+    block = 8 if any(node.op == "ReorderInput" for node in nodes) else 16
+    assert block in NCHWC_BLOCKS
+    return block

@@ -22,6 +22,8 @@ from energy_models.kernels import (
     graph_kernels,
     network_kernels,
     node_module,
+    ort_rules,
+    rules_block,
 )
 from energy_models.layers import describe_network
 from energy_models.outside_networks import outside_networks
@@ -29,7 +31,7 @@ from energy_models.power import DeclaredPowerModel
 from energy_models.predictor import EnergyPredictor
 from energy_models.profile_store import ProfileData, ProfileStore
 from energy_models.profiler import Profiler, TimingSettings, kernel_records
-from energy_models.runtimes import onnx_bytes, ort_node_times
+from energy_models.runtimes import nchwc_block, onnx_bytes, ort_node_times
 
 SETTINGS = {"device": "test", "runtime": "onnxruntime", "threads": 1, "torch_version": "x"}
 
@@ -50,12 +52,33 @@ def _kernel_multiset(kernels) -> Counter:
 
 def test_fusion_rules_predict_what_onnx_runtime_runs_for_the_families() -> None:
     """The designer prices family networks from the static rules: for every family (and
-    both input shapes) they must name exactly the kernels ORT's optimiser produces."""
+    both input shapes) they must name exactly the kernels ORT's optimiser produces, with
+    this host's NCHWc block (8 on AVX2, 16 on AVX-512)."""
     specs = network_set([(1, 28, 28), (3, 32, 32)], 12, np.random.default_rng(3))
     specs += anchor_set((3, 32, 32))
+    block = nchwc_block()
     for spec in specs:
         table, graph = _graph_of(spec)
-        assert _kernel_multiset(network_kernels(table, 0)) == _kernel_multiset(graph), spec.id
+        predicted = network_kernels(table, 0, block)
+        assert _kernel_multiset(predicted) == _kernel_multiset(graph), spec.id
+
+
+def test_the_block_changes_where_the_layout_is_reordered() -> None:
+    """With a block of 8 an 8-channel tensor stays blocked between two convolutions; with
+    16 it is fewer channels than a block, so it goes back to NCHW and the next blocked
+    convolution reads it directly. The rules' names carry the block both ways."""
+    layers = describe_network(
+        nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1)),
+        (1, 8, 8),
+    )
+    table = LayerTable.from_networks([layers])
+    kinds = {b: [k.kind for k in network_kernels(table, 0, b)] for b in (8, 16)}
+    assert kinds[8] == ["conv2d_nchwc", "conv2d_nchwc", "reorder_output"]
+    assert kinds[16] == ["conv2d_nchwc", "reorder_output", "conv2d_nchwc", "reorder_output"]
+    assert rules_block(ort_rules(8)) == 8 and ort_rules(8) == ORT_RULES
+    assert rules_block(ort_rules(16)) == 16 and ort_rules(16) != ORT_RULES
+    with pytest.raises(EnergyModelError, match="unknown kernel fusion rules"):
+        rules_block("onnxruntime-cpu-nchwc32")
 
 
 def test_rules_fuse_conv_bn_activation_and_fold_residual_adds() -> None:
@@ -118,9 +141,9 @@ def test_profile_fit_and_predict_at_kernel_level(tmp_path) -> None:
     record = data.networks[0]
     assert record["kernels"] and all(k["latency_ms"] >= 0 for k in record["kernels"])
     predictor = fit_predictor(data, folds=3)
-    assert predictor.kernels == ORT_RULES and "kernel-level" in predictor.source
+    assert predictor.kernels == ort_rules(nchwc_block()) and "kernel-level" in predictor.source
     again = EnergyPredictor.load(predictor.save(tmp_path / "predictor.json"))
-    assert again.kernels == ORT_RULES
+    assert again.kernels == predictor.kernels
     static = again.predict_table(LayerTable.from_networks([s.layers for s in specs[:3]]))
     assert np.all(static.latency_ms > 0) and len(static.rows) < sum(
         len(s.layers) for s in specs[:3]
