@@ -447,6 +447,7 @@ FIGURES: dict[str, str] = {
     "baselines": "rows",
     "reranked": "rows",
     "rerank_skipped": "rows",
+    "combination": "combination",
 }
 
 
@@ -490,6 +491,11 @@ def _figure(value: Any, key: str, kind: str, f: _Fields) -> None:
         oracle = f.mapping(value, key)
         _figure(f.required(oracle, "energy_mj", key), f"{key}.energy_mj", "amount", f)
         _figure(f.required(oracle, "test_accuracy", key), f"{key}.test_accuracy", "fraction", f)
+    elif kind == "combination":  # what combining the fully trained networks found
+        found = f.mapping(value, key)
+        for count in ("admissible", "scored"):
+            _figure(f.required(found, count, key), f"{key}.{count}", "whole", f)
+        _figure(f.required(found, "seconds", key), f"{key}.seconds", "amount", f)
     elif kind == "string":
         f.string(value, key)
     elif kind == "rows":

@@ -230,7 +230,7 @@ class Quality:
         if feasible and name == "bo":  # the design: the shortlist re-ranked at full training
             choice = choose_final(designer, lambda t: say(f"seed {seed} {name}: {t}"))
             extra = {
-                "best_stages": choice.best.evaluation.stages,
+                "best_stages": choice.best.stages,
                 "reranked": [c.to_row() for c in choice.ranked],
             }
         elif feasible:

@@ -186,6 +186,7 @@ def format_result(s: dict, run_dir: Path) -> str:
         f"{s['evaluations']} evaluations, {s['trained_infeasible']} trained infeasible",
         f"energy: {s['energy_note']}",
         *_skipped_lines(s.get("rerank_skipped", [])),
+        *_combination_lines(s),
         *_single_path_lines(s.get("single_path")),
         *_baseline_lines(s.get("baselines", [])),
         f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, baselines.csv, "
@@ -206,6 +207,24 @@ def _skipped_lines(rows: list[dict]) -> list[str]:
         f"not re-ranked (--time-limit): {' -> '.join(r['stages'])}, about "
         f"{r['estimated_seconds'] / 60:.1f} min of final training estimated"
         for r in rows
+    ]
+
+
+def _combination_lines(s: dict) -> list[str]:
+    """How the design was found: the search's re-ranked evaluation, or the best cascade of
+    every network trained fully (with how many cascades that scored)."""
+    c = s.get("combination")
+    if not c:
+        return []
+    how = (
+        f"search evaluation {s['best_evaluation']} re-ranked"
+        if s.get("found_by") == "search"
+        else "a cascade of fully trained networks the search did not propose"
+    )
+    return [
+        f"design found by {how}; {len(c['networks'])} fully trained networks combined: "
+        f"{c['admissible']} admissible cascades, {c['scored']} scored, "
+        f"{c['bounded_out']} bounded out, {c['seconds']:.1f} s"
     ]
 
 

@@ -148,7 +148,8 @@ class DesignConfig:
         min_accuracy: minimise energy subject to validation accuracy >= this.
         max_bytes: bytes sent to the cloud per image, on average, at most (None: no limit).
         dataset: dataset name; ``data_dir`` its folder (None: the default place).
-        local_stages: number of local networks in the cascade (1-3).
+        local_stages: number of local networks the search puts in a cascade (1-3); the
+            final combination of fully trained networks may use fewer when that is better.
         families: network family per local stage (one name applies to every stage).
         link: radio link to the cloud stage, or ``none`` for an all-local cascade.
         device: device profile name or YAML path (memory limit, idle power, links).
@@ -190,8 +191,12 @@ class DesignConfig:
                            journal=True)  # fmt: skip
     data_dir: str | None = declare(None, "folder holding the dataset's files", unit="DIR",
                                    journal=True)  # fmt: skip
-    local_stages: int = declare(2, "local networks in the cascade", unit="N", flag="--stages",
-                                minimum=1, maximum=3, journal=True)  # fmt: skip
+    local_stages: int = declare(
+        2,
+        "local networks the search puts in a cascade (the final combination of fully "
+        "trained networks may use fewer)",
+        unit="N", flag="--stages", minimum=1, maximum=3, journal=True,
+    )  # fmt: skip
     families: tuple[str, ...] = declare(
         ("conv",),
         "network family of the local stages (repeat: one per stage)",

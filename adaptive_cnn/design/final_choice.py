@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_cnn.design.baselines import baseline_archs
+from adaptive_cnn.design.combination import CombinationSearch, best_combination
 from adaptive_cnn.design.config import DesignConfig
 from adaptive_cnn.design.designer import (
     Designer,
@@ -37,21 +39,30 @@ from selector import CascadeData, evaluate
 
 @dataclass(frozen=True)
 class FinalCandidate:
-    """One re-ranked design: its search evaluation, final-budget networks and val metrics."""
+    """A design at the final budget: its stages, networks and validation metrics, and the
+    search evaluation it re-ranks (None when combining trained networks found it)."""
 
-    evaluation: Evaluation
+    stages: tuple[str, ...]
     results: tuple[TrainResult, ...]
     val_metrics: dict[str, Any]
     loss: float
+    evaluation: Evaluation | None = None
+
+    @property
+    def found_by(self) -> str:
+        """``search`` (a re-ranked evaluation) or ``combination`` (of trained networks)."""
+        return "search" if self.evaluation is not None else "combination"
 
     def to_row(self) -> dict[str, Any]:
+        e = self.evaluation
         return {
-            "index": self.evaluation.index,
-            "stages": list(self.evaluation.stages),
-            "search_val_accuracy": self.evaluation.metrics["accuracy"],
+            "index": e.index if e is not None else None,
+            "stages": list(self.stages),
+            "search_val_accuracy": e.metrics["accuracy"] if e is not None else None,
             "final_val_accuracy": self.val_metrics["accuracy"],
             "energy_mj": self.val_metrics["energy_mj"],
             "loss": self.loss,
+            "found_by": self.found_by,
         }
 
 
@@ -103,11 +114,13 @@ class SkippedCandidate:
 @dataclass(frozen=True)
 class FinalChoice:
     """The design (best on validation of those trained fully), every design trained fully
-    to choose it, and those skipped for time (``--time-limit``)."""
+    to choose it, those skipped for time (``--time-limit``), and what combining the
+    trained networks found (None when not combined)."""
 
     best: FinalCandidate
     ranked: list[FinalCandidate]
     skipped: list[SkippedCandidate]
+    combination: CombinationSearch | None = None
 
 
 def choose_final(
@@ -115,8 +128,17 @@ def choose_final(
     say: Callable[[str], None] | None = None,
     deadline: Deadline | None = None,
     then_archs: Sequence[str] = (),
+    combine: bool = True,
 ) -> FinalChoice:
     """Train the shortlist with the final budget; the best on validation, and all of them.
+
+    With ``combine``, the hand-picked reference networks (the baselines' family's small,
+    medium and large) are trained with the final budget too, whether or not the baselines
+    are reported, and every cascade of the networks trained fully (the shortlist's, the
+    fixed stage's and the references) is scored on validation
+    (:mod:`adaptive_cnn.design.combination`); the best of those wins when it beats every
+    re-ranked design, so the design is never worse on validation than any hand-picked
+    cascade of the references.
 
     ``say`` hears one line before each candidate's training (minutes each; cached ones
     are instant) and one with its validation figures after it. With a ``deadline``, a
@@ -163,6 +185,19 @@ def choose_final(
         )
         ranked.append(_at_final_budget(designer, quickest.evaluation))
     best = min(ranked, key=lambda c: (c.loss, c.evaluation.loss, c.evaluation.index))
+    combination = None
+    if combine:
+        references = baseline_archs(designer.config.baseline_family)
+        combination = _combine(designer, ranked, references, tell)
+        found = combination.best
+        if found is not None and (found.loss, found.val_metrics["energy_mj"]) < (
+            best.loss,
+            best.val_metrics["energy_mj"],
+        ):
+            pool = _trained(ranked)
+            pool.update((a, designer.context.train_final(a)) for a in references)  # cached
+            results = tuple(pool[a] for a in found.stages)
+            best = FinalCandidate(found.stages, results, found.val_metrics, found.loss)
     if constraint_violation(best.val_metrics, designer.config) > 0:
         m = best.val_metrics
         raise DesignError(
@@ -170,7 +205,44 @@ def choose_final(
             f"closest: {m['accuracy']:.2%} val accuracy, {m['energy_mj']:.3g} mJ); lower "
             "--min-accuracy, raise --budget, or search longer (--trials, --rerank)"
         )
-    return FinalChoice(best, ranked, skipped)
+    return FinalChoice(best, ranked, skipped, combination)
+
+
+def _trained(ranked: list[FinalCandidate]) -> dict[str, TrainResult]:
+    """Architecture -> its final-budget network, over the re-ranked designs."""
+    return {a: r for c in ranked for a, r in zip(c.stages, c.results, strict=True)}
+
+
+def _combine(
+    designer: Designer,
+    ranked: list[FinalCandidate],
+    references: Sequence[str],
+    tell: Callable[[str], None],
+) -> CombinationSearch:
+    """Score every cascade of the networks trained fully (``references`` trained now)."""
+    context = designer.context
+    pool = {a: r.val_probs for a, r in _trained(ranked).items()}
+    for arch in references:
+        if arch not in pool:
+            tell(f"final training of the reference {arch} (combined with the others)")
+            pool[arch] = context.train_final(arch).val_probs
+    cloud = designer.cloud_probs("val") if designer.config.has_cloud else None
+    found = best_combination(
+        pool, designer.dataset.val.labels, designer.costs, designer.config, cloud
+    )
+    line = (
+        f"combined {len(found.networks)} fully trained networks: {found.admissible} "
+        f"admissible cascades, {found.scored} scored, the rest bounded out by the oracle, "
+        f"in {found.seconds:.1f} s"
+    )
+    if found.best is not None:
+        m = found.best.val_metrics
+        line += (
+            f"; best {' -> '.join(found.best.stages)}: val accuracy {m['accuracy']:.4f}, "
+            f"energy {m['energy_mj']:.3g} mJ (estimated) per image"
+        )
+    tell(line)
+    return found
 
 
 def final_reserve_s(designer: Designer, then_archs: Sequence[str] = ()) -> float:
@@ -191,4 +263,4 @@ def _at_final_budget(designer: Designer, evaluation: Evaluation) -> FinalCandida
     costs = designer.costs.stage_costs(evaluation.stages)
     thresholds = solve_thresholds(data, costs, config)
     metrics = evaluate(data, costs, np.asarray(thresholds, dtype=float)).metrics_at(0)
-    return FinalCandidate(evaluation, results, metrics, loss_of(metrics, config))
+    return FinalCandidate(evaluation.stages, results, metrics, loss_of(metrics, config), evaluation)

@@ -70,6 +70,9 @@ def finalise(
     ones are listed in the result (``rerank_skipped``).
     """
     choice = choose_final(designer, say, deadline, trained_after_choice(designer.config, baselines))
+    extra: dict[str, Any] = {"rerank_skipped": [c.to_row() for c in choice.skipped]}
+    if choice.combination is not None:
+        extra["combination"] = choice.combination.to_dict()
     return write_design(
         designer.context,
         choice.best,
@@ -77,13 +80,15 @@ def finalise(
         designer.evaluations,
         designer.trained_infeasible,
         baselines,
-        {"rerank_skipped": [c.to_row() for c in choice.skipped]},
+        extra,
     )
 
 
 def trained_after_choice(config: DesignConfig, baselines: bool) -> list[str]:
-    """The networks :func:`finalise` trains after choosing the design (the baselines')."""
-    return baseline_archs(config.baseline_family) if baselines else []
+    """The networks :func:`finalise` trains after the shortlist: the hand-picked
+    references, combined with the shortlist's networks and, with ``baselines``, tested
+    as the baselines (trained either way, so ``baselines`` does not change the design)."""
+    return baseline_archs(config.baseline_family)
 
 
 def write_design(
@@ -108,19 +113,19 @@ def write_design(
         extra: method-specific entries added to the summary.
     """
     config, run_dir = context.config, context.run_dir
-    best, results = chosen.evaluation, list(chosen.results)
+    results = list(chosen.results)
     val = [r.val_probs for r in results]
     test = [r.test_probs for r in results]
     if config.has_cloud:
         val.append(context.cloud_probs("val"))
         test.append(context.cloud_probs("test"))
-    costs = context.costs.stage_costs(best.stages)
+    costs = context.costs.stage_costs(chosen.stages)
     thresholds, val_metrics, test_metrics = solve_and_test(context, val, test, costs)
     test_data = CascadeData.from_probs(test, context.dataset.test.labels, config.metric)
     bound = oracle(test_data, costs)
     cloud_state = context.cloud_result().state_dict if config.has_cloud else None
     write_weights(run_dir, [r.state_dict for r in results], cloud_state)
-    summary = _summary(context, best, thresholds, val_metrics, test_metrics, bound, results)
+    summary = _summary(context, chosen, thresholds, val_metrics, test_metrics, bound)
     summary["evaluations"] = len(evaluations)
     summary["trained_infeasible"] = trained_infeasible
     summary["reranked"] = [c.to_row() for c in ranked]
@@ -130,10 +135,10 @@ def write_design(
     return DesignResult(summary, run_dir)
 
 
-def _summary(context, best: Evaluation, thresholds, val_metrics, test_metrics, bound, results):
+def _summary(context, chosen: FinalCandidate, thresholds, val_metrics, test_metrics, bound):
     config, costs = context.config, context.costs
     stages = []
-    for i, (arch, result) in enumerate(zip(best.stages, results, strict=True), start=1):
+    for i, (arch, result) in enumerate(zip(chosen.stages, chosen.results, strict=True), start=1):
         local = costs.local(arch)
         stages.append(
             {
@@ -181,8 +186,12 @@ def _summary(context, best: Evaluation, thresholds, val_metrics, test_metrics, b
         "oracle": {"test_accuracy": bound.accuracy, "energy_mj": bound.energy_mj},
         "evaluations": 0,  # the search's figures, set by write_design
         "trained_infeasible": 0,
-        "best_evaluation": best.index,
-        "search_val_accuracy": best.metrics["accuracy"],
+        # the search's evaluation the design re-ranks; None when combining won
+        "best_evaluation": chosen.evaluation.index if chosen.evaluation else None,
+        "search_val_accuracy": (
+            chosen.evaluation.metrics["accuracy"] if chosen.evaluation else None
+        ),
+        "found_by": chosen.found_by,
         "energy_source": "estimated" if costs.estimated else "measured",
         "energy_note": costs.predictor.source,
         "link": config.link,

