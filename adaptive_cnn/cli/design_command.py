@@ -222,7 +222,9 @@ def _combination_lines(s: dict) -> list[str]:
         else "a cascade of fully trained networks the search did not propose"
     )
     return [
-        f"design found by {how}; {len(c['networks'])} fully trained networks combined: "
+        f"design found by {how}; {len(c['networks'])} fully trained networks combined "
+        f"({len(c.get('promoted', []))} of them searched networks trained fully for it, "
+        "--promote-under): "
         f"{c['admissible']} admissible cascades, {c['scored']} scored, "
         f"{c['bounded_out']} bounded out, {c['seconds']:.1f} s"
     ]

@@ -27,7 +27,7 @@ from adaptive_cnn.design.settings import (
 from adaptive_cnn.errors import ArchitectureError, ConfigError
 from adaptive_cnn.networks import get_family, list_networks, parse_arch
 from adaptive_cnn.single_path.settings import SinglePathSettings
-from energy_models.units import parse_bytes, parse_energy_mj
+from energy_models.units import parse_bytes, parse_duration_s, parse_energy_mj
 from selector.confidence import METRICS
 
 MODES = ("inner", "joint")
@@ -56,6 +56,10 @@ class BOSettings:
             feasible reference cascades it started from) are trained with the final
             budget and the best of them on validation is chosen; 1 takes the search's
             best as it is.
+        promote_under_s: after re-ranking, every network the search trained whose final
+            training is estimated at most this many seconds (its proxy training scaled,
+            :mod:`adaptive_cnn.design.time_budget`) is trained with the final budget too,
+            while ``--time-limit`` allows, and joins the final combination; 0 = none.
         reference_seeds: the search's first points are the family's hand-picked cascades
             (reference networks in order of cost) that pass the screen.
         last_stage: fix the last local stage to this network (``family:arch``, or a
@@ -90,6 +94,16 @@ class BOSettings:
         "keep the best on validation; 1 = the search's best as is",
         unit="K",
         minimum=1,
+    )
+    promote_under_s: float = declare(
+        60.0,
+        "after re-ranking, also train fully every network the search trained whose final "
+        "training is estimated to take at most this long (cheap stages: seconds), so the "
+        "final combination can use it; 0 = only the re-ranked designs' networks",
+        unit="SECONDS",
+        flag="--promote-under",
+        parse=parse_duration_s,
+        minimum=0,
     )
     reference_seeds: bool = declare(
         True,

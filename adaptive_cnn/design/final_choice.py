@@ -15,6 +15,7 @@ meet every constraint fully trained, or the search ends in a :class:`DesignError
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,13 +115,15 @@ class SkippedCandidate:
 @dataclass(frozen=True)
 class FinalChoice:
     """The design (best on validation of those trained fully), every design trained fully
-    to choose it, those skipped for time (``--time-limit``), and what combining the
-    trained networks found (None when not combined)."""
+    to choose it, those skipped for time (``--time-limit``), what combining the
+    trained networks found (None when not combined) and the searched networks trained
+    fully only to join that combination (``promote_under_s``)."""
 
     best: FinalCandidate
     ranked: list[FinalCandidate]
     skipped: list[SkippedCandidate]
     combination: CombinationSearch | None = None
+    promoted: tuple[str, ...] = ()
 
 
 def choose_final(
@@ -138,7 +141,10 @@ def choose_final(
     fixed stage's and the references) is scored on validation
     (:mod:`adaptive_cnn.design.combination`); the best of those wins when it beats every
     re-ranked design, so the design is never worse on validation than any hand-picked
-    cascade of the references.
+    cascade of the references. Every other network the search trained whose final
+    training is estimated at most ``promote_under_s`` joins them, trained fully first
+    (:func:`_promoted`): cheap stages train fully in seconds, and the combination then
+    ranks them by their real accuracy rather than their proxy's.
 
     ``say`` hears one line before each candidate's training (minutes each; cached ones
     are instant) and one with its validation figures after it. With a ``deadline``, a
@@ -185,17 +191,21 @@ def choose_final(
         )
         ranked.append(_at_final_budget(designer, quickest.evaluation))
     best = min(ranked, key=lambda c: (c.loss, c.evaluation.loss, c.evaluation.index))
-    combination = None
+    combination, promoted = None, {}
     if combine:
-        references = baseline_archs(designer.config.baseline_family)
-        combination = _combine(designer, ranked, references, tell)
+        pool = _trained(ranked)
+        for arch in baseline_archs(designer.config.baseline_family):
+            if arch not in pool:
+                tell(f"final training of the reference {arch} (combined with the others)")
+                pool[arch] = designer.context.train_final(arch)
+        promoted = _promoted(designer, pool, deadline, then_archs, tell)
+        pool.update(promoted)
+        combination = _combine(designer, pool, tell)
         found = combination.best
         if found is not None and (found.loss, found.val_metrics["energy_mj"]) < (
             best.loss,
             best.val_metrics["energy_mj"],
         ):
-            pool = _trained(ranked)
-            pool.update((a, designer.context.train_final(a)) for a in references)  # cached
             results = tuple(pool[a] for a in found.stages)
             best = FinalCandidate(found.stages, results, found.val_metrics, found.loss)
     if constraint_violation(best.val_metrics, designer.config) > 0:
@@ -205,7 +215,7 @@ def choose_final(
             f"closest: {m['accuracy']:.2%} val accuracy, {m['energy_mj']:.3g} mJ); lower "
             "--min-accuracy, raise --budget, or search longer (--trials, --rerank)"
         )
-    return FinalChoice(best, ranked, skipped, combination)
+    return FinalChoice(best, ranked, skipped, combination, tuple(promoted))
 
 
 def _trained(ranked: list[FinalCandidate]) -> dict[str, TrainResult]:
@@ -213,22 +223,57 @@ def _trained(ranked: list[FinalCandidate]) -> dict[str, TrainResult]:
     return {a: r for c in ranked for a, r in zip(c.stages, c.results, strict=True)}
 
 
-def _combine(
+def _promoted(
     designer: Designer,
-    ranked: list[FinalCandidate],
-    references: Sequence[str],
+    pool: dict[str, TrainResult],
+    deadline: Deadline | None,
+    then_archs: Sequence[str],
     tell: Callable[[str], None],
+) -> dict[str, TrainResult]:
+    """The networks the search trained (not in ``pool``) whose final training is estimated
+    at most ``promote_under_s``, trained with the final budget quickest first while the
+    deadline leaves room for ``then_archs``.
+
+    Which networks qualify depends on the journal only (their proxy seconds, scaled), not
+    on what happens to be cached, so a resumed or repeated run promotes the same ones;
+    the deadline counts a cached training as free."""
+    limit_s = designer.search.promote_under_s
+    estimate = designer.time_estimate()
+    need = {a: s * estimate.scale for a, s in estimate.proxy_seconds.items() if a not in pool}
+    cheap = sorted((a for a, s in need.items() if s <= limit_s), key=lambda a: (need[a], a))
+    if not cheap:
+        return {}
+    tell(
+        f"training {len(cheap)} more searched networks fully for the combination (each "
+        f"estimated at most {limit_s:g} s, --promote-under; {len(need) - len(cheap)} dearer "
+        "ones left at proxy budget)"
+    )
+    started = time.monotonic()
+    promoted: dict[str, TrainResult] = {}
+    for arch in cheap:
+        if deadline is not None:
+            if not deadline.fits(estimate.final_seconds([arch, *then_archs])):
+                tell(
+                    f"stopped after {len(promoted)} of {len(cheap)}: the next, {arch}, does "
+                    "not fit --time-limit"
+                )
+                break
+        promoted[arch] = designer.context.train_final(arch)
+    tell(f"trained {len(promoted)} networks fully in {time.monotonic() - started:.0f} s")
+    return promoted
+
+
+def _combine(
+    designer: Designer, pool: dict[str, TrainResult], tell: Callable[[str], None]
 ) -> CombinationSearch:
-    """Score every cascade of the networks trained fully (``references`` trained now)."""
-    context = designer.context
-    pool = {a: r.val_probs for a, r in _trained(ranked).items()}
-    for arch in references:
-        if arch not in pool:
-            tell(f"final training of the reference {arch} (combined with the others)")
-            pool[arch] = context.train_final(arch).val_probs
+    """Score every admissible cascade of the networks in ``pool`` (all trained fully)."""
     cloud = designer.cloud_probs("val") if designer.config.has_cloud else None
     found = best_combination(
-        pool, designer.dataset.val.labels, designer.costs, designer.config, cloud
+        {a: r.val_probs for a, r in pool.items()},
+        designer.dataset.val.labels,
+        designer.costs,
+        designer.config,
+        cloud,
     )
     line = (
         f"combined {len(found.networks)} fully trained networks: {found.admissible} "

@@ -72,7 +72,7 @@ def finalise(
     choice = choose_final(designer, say, deadline, trained_after_choice(designer.config, baselines))
     extra: dict[str, Any] = {"rerank_skipped": [c.to_row() for c in choice.skipped]}
     if choice.combination is not None:
-        extra["combination"] = choice.combination.to_dict()
+        extra["combination"] = {**choice.combination.to_dict(), "promoted": list(choice.promoted)}
     return write_design(
         designer.context,
         choice.best,

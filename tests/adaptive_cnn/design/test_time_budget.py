@@ -176,3 +176,55 @@ def test_a_proxy_subset_as_large_as_the_split_is_the_final_training(finished_run
     assert whole.proxy_config() == dataclasses.replace(whole.final_config(), epochs=1.0)
     n = len(whole.dataset.train)
     assert _designer(run_dir, cache, proxy_subset=n - 1).proxy_config().subset == n - 1
+
+
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory, tiny_config):
+    """A finished 4-trial digits search from random designs only, one design re-ranked: the
+    search trained networks that neither that design nor the references hold."""
+    root = tmp_path_factory.mktemp("random")
+    out, cache = root / "run", root / "cache"
+    config = tiny_config(budget="30mJ", trials=4, rerank=1, reference_seeds=False)
+    design(config, out, baselines=False, cache_root=cache)
+    return out, cache
+
+
+def test_cheap_searched_networks_are_trained_fully_and_combined(random_run) -> None:
+    """--promote-under: every network the search trained joins the combination when the
+    limit admits them all; with 0 only the re-ranked design's and the references do."""
+    from adaptive_cnn.design.baselines import baseline_archs
+
+    out, cache = random_run
+    designer = _designer(out, cache, promote_under_s=1e9)
+    searched = {a for e in designer.evaluations for a in e.stages}
+    said: list[str] = []
+    choice = choose_final(designer, said.append)
+    assert searched <= set(choice.combination.networks)
+    assert any(line.startswith("training ") and "--promote-under" in line for line in said)
+    designer = _designer(out, cache, promote_under_s=0.0)
+    choice = choose_final(designer, said.append)
+    ranked = {a for c in choice.ranked for a in c.stages}
+    references = set(baseline_archs(designer.config.baseline_family))
+    assert set(choice.combination.networks) == ranked | references
+    # which networks qualify reads the journal's proxy seconds, not the cache: the same
+    # limit promotes the same networks whether their final trainings are cached or not
+    limit = sorted(designer.time_estimate().proxy_seconds.values())[1]
+    scale = designer.time_estimate().scale
+    first = choose_final(_designer(out, cache, promote_under_s=limit * scale), said.append)
+    again = choose_final(_designer(out, cache, promote_under_s=limit * scale), said.append)
+    assert first.combination.networks == again.combination.networks
+    assert len(first.combination.networks) < len(set(searched | references))
+
+
+def test_promotion_stops_at_the_time_limit(random_run) -> None:
+    from adaptive_cnn.design.baselines import baseline_archs
+
+    out, cache = random_run
+    designer = _designer(out, cache, final_epochs=4.0, promote_under_s=1e9)  # none cached
+    said: list[str] = []
+    choice = choose_final(designer, said.append, frozen(at=0.0))  # no time left at all
+    assert any(line.startswith("stopped after 0 of ") for line in said)
+    ranked = {a for c in choice.ranked for a in c.stages}
+    references = set(baseline_archs(designer.config.baseline_family))
+    assert set(choice.combination.networks) == ranked | references and not choice.promoted
+    assert choice.best.loss <= choice.ranked[0].loss
