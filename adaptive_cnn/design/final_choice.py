@@ -242,6 +242,12 @@ def _promoted(
     need = {a: s * estimate.scale for a, s in estimate.proxy_seconds.items() if a not in pool}
     cheap = sorted((a for a, s in need.items() if s <= limit_s), key=lambda a: (need[a], a))
     if not cheap:
+        if need:
+            tell(
+                f"no other searched network is estimated to train fully within "
+                f"{limit_s:g} s (--promote-under): {len(need)} left at proxy budget, the "
+                f"quickest estimated at {min(need.values()):.0f} s"
+            )
         return {}
     tell(
         f"training {len(cheap)} more searched networks fully for the combination (each "
