@@ -340,8 +340,9 @@ def render(result: dict[str, Any]) -> str:
     lines = [head, "|" + "---|" * (5 + len(runtimes))]
     for r in result["rows"]:
         cells = " | ".join(f"{r['measured_mj_per_image'][x]:.3f}" for x in runtimes)
+        stages = " → ".join(f"`{a}`" for a in r["stages"].split(" | "))  # no | in a cell
         lines.append(
-            f"| {r['priced_for']} | {r['system']} | `{r['stages']}` | "
+            f"| {r['priced_for']} | {r['system']} | {stages} | "
             f"{100 * r['test_accuracy']:.2f}% | {r['predicted_mj_per_image']:.3f} | {cells} |"
         )
     lines.append("")
