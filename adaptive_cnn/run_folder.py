@@ -12,7 +12,9 @@
   ``config.cloud_latency_ms`` and ``pricing`` (the runtime and threads the energies were
   priced for and the predictor's identity; :class:`Pricing`), and ``format_version`` says
   which format wrote them;
-- ``search.csv``, ``pareto.csv``, ``baselines.csv``: the search and baseline tables.
+- ``search.csv``, ``pareto.csv``, ``baselines.csv``: the search and baseline tables;
+  ``frontier.csv``: the summary's ``frontier`` (a ``bo`` run's designs across budgets from
+  the networks it trained fully, :mod:`adaptive_cnn.design.frontier`) as a table.
 
 The journal (``journal.jsonl``) is the designer's own format. Reading trusts nothing:
 JSON, YAML with ``safe_load``, every path must resolve inside the folder, weights load
@@ -50,6 +52,7 @@ RESULT_FILE = "result.json"
 YAML_FILE = "design.yaml"
 CLOUD_WEIGHTS = "cloud.pt"
 TABLES = ("search.csv", "pareto.csv", "baselines.csv")
+FRONTIER_TABLE = "frontier.csv"  # the designs across budgets (bo runs)
 DEVICE = "device"
 HISTORICAL_RUNTIME = "torch"
 """What a summary without ``pricing`` was priced for: before acnn recorded the runtime,
@@ -297,6 +300,7 @@ def write_run(
     search_rows: Sequence[Mapping[str, Any]],
     pareto_rows: Sequence[Mapping[str, Any]],
     baseline_rows: Sequence[Mapping[str, Any]],
+    frontier_rows: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write a finished design's summary and tables (its weights already written by
     :func:`write_weights`); return the path of ``result.json``.
@@ -309,6 +313,8 @@ def write_run(
         summary: what ``acnn design --json`` prints; ``format_version`` is added in front.
         search_rows, pareto_rows, baseline_rows: rows of search.csv, pareto.csv and
             baselines.csv (one mapping per row, the first row's keys as the header).
+        frontier_rows: rows of frontier.csv, the designs across budgets (also the
+            summary's ``frontier``); none: no file.
     """
     run_dir = Path(run_dir)
     document = {"format_version": FORMAT_VERSION, **summary}
@@ -316,6 +322,8 @@ def write_run(
     (run_dir / YAML_FILE).write_text(yaml.safe_dump(document, sort_keys=False))
     for name, rows in zip(TABLES, (search_rows, pareto_rows, baseline_rows), strict=True):
         _write_csv(run_dir / name, rows)
+    if frontier_rows:
+        _write_csv(run_dir / FRONTIER_TABLE, frontier_rows)
     result = run_dir / RESULT_FILE
     partial = result.with_name(f".{RESULT_FILE}.partial")
     partial.write_text(json.dumps(document, indent=1) + "\n")
@@ -448,6 +456,7 @@ FIGURES: dict[str, str] = {
     "reranked": "rows",
     "rerank_skipped": "rows",
     "combination": "combination",
+    "frontier": "frontier",
 }
 
 
@@ -496,6 +505,14 @@ def _figure(value: Any, key: str, kind: str, f: _Fields) -> None:
         for count in ("admissible", "scored"):
             _figure(f.required(found, count, key), f"{key}.{count}", "whole", f)
         _figure(f.required(found, "seconds", key), f"{key}.seconds", "amount", f)
+    elif kind == "frontier":  # the designs across budgets, cheapest first
+        for i, row in enumerate(f.sequence(value, key)):
+            point = f.mapping(row, f"{key}[{i}]")
+            for name in ("budget_mj", "val_energy_mj", "test_energy_mj", "bytes_per_image"):
+                _figure(f.required(point, name, key), f"{key}[{i}].{name}", "amount", f)
+            for name in ("val_accuracy", "test_accuracy"):
+                _figure(f.required(point, name, key), f"{key}[{i}].{name}", "fraction", f)
+            f.string(f.required(point, "stages", key), f"{key}[{i}].stages")
     elif kind == "string":
         f.string(value, key)
     elif kind == "rows":

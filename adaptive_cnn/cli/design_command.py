@@ -187,10 +187,12 @@ def format_result(s: dict, run_dir: Path) -> str:
         f"energy: {s['energy_note']}",
         *_skipped_lines(s.get("rerank_skipped", [])),
         *_combination_lines(s),
+        *_frontier_lines(s),
         *_single_path_lines(s.get("single_path")),
         *_baseline_lines(s.get("baselines", [])),
         f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, baselines.csv, "
-        "stage*.pt, cloud.pt",
+        + ("frontier.csv, " if s.get("frontier") else "")
+        + "stage*.pt, cloud.pt",
     ]
     return "\n".join(lines)
 
@@ -228,6 +230,26 @@ def _combination_lines(s: dict) -> list[str]:
         f"{c['admissible']} admissible cascades, {c['scored']} scored, "
         f"{c['bounded_out']} bounded out, {c['seconds']:.1f} s"
     ]
+
+
+def _frontier_lines(s: dict) -> list[str]:
+    """The designs across budgets (from the networks trained fully), cheapest first."""
+    points = s.get("frontier") or []
+    if not points:
+        return []
+    lines = [
+        "",
+        "frontier: the best cascade of the networks trained fully at each budget (chosen on "
+        f"validation, tested once; energy {s.get('energy_source', 'estimated')})",
+        f"{'budget mJ':>9}  {'val mJ':>7}  {'test mJ':>7}  {'val acc':>7}  {'test acc':>8}  stages",
+    ]
+    for p in points:
+        stages = " -> ".join(p["stages"].split(" | "))
+        lines.append(
+            f"{p['budget_mj']:>9.3g}  {p['val_energy_mj']:>7.3g}  {p['test_energy_mj']:>7.3g}  "
+            f"{p['val_accuracy']:>7.2%}  {p['test_accuracy']:>8.2%}  {stages}"
+        )
+    return lines
 
 
 def _single_path_lines(sp: dict | None) -> list[str]:

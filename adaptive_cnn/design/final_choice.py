@@ -16,8 +16,8 @@ meet every constraint fully trained, or the search ends in a :class:`DesignError
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -117,13 +117,15 @@ class FinalChoice:
     """The design (best on validation of those trained fully), every design trained fully
     to choose it, those skipped for time (``--time-limit``), what combining the
     trained networks found (None when not combined) and the searched networks trained
-    fully only to join that combination (``promote_under_s``)."""
+    fully only to join that combination (``promote_under_s``), and every network
+    trained fully by architecture (the pool the combination and the frontier draw on)."""
 
     best: FinalCandidate
     ranked: list[FinalCandidate]
     skipped: list[SkippedCandidate]
     combination: CombinationSearch | None = None
     promoted: tuple[str, ...] = ()
+    pool: Mapping[str, TrainResult] = field(default_factory=dict)
 
 
 def choose_final(
@@ -191,7 +193,7 @@ def choose_final(
         )
         ranked.append(_at_final_budget(designer, quickest.evaluation))
     best = min(ranked, key=lambda c: (c.loss, c.evaluation.loss, c.evaluation.index))
-    combination, promoted = None, {}
+    combination, promoted, pool = None, {}, {}
     if combine:
         pool = _trained(ranked)
         for arch in baseline_archs(designer.config.baseline_family):
@@ -215,7 +217,7 @@ def choose_final(
             f"closest: {m['accuracy']:.2%} val accuracy, {m['energy_mj']:.3g} mJ); lower "
             "--min-accuracy, raise --budget, or search longer (--trials, --rerank)"
         )
-    return FinalChoice(best, ranked, skipped, combination, tuple(promoted))
+    return FinalChoice(best, ranked, skipped, combination, tuple(promoted), pool)
 
 
 def _trained(ranked: list[FinalCandidate]) -> dict[str, TrainResult]:

@@ -75,8 +75,8 @@ def baseline_groups(baselines: list[dict[str, Any]]) -> list[tuple[str, float, f
 
 
 def plane_figure(result: dict[str, Any], journal: list[dict[str, Any]]):
-    """The energy-accuracy plane: evaluated designs, their Pareto front, the baselines,
-    the designed cascade, the oracle bound and the budget.
+    """The energy-accuracy plane: evaluated designs, their Pareto front, the frontier
+    across budgets, the baselines, the designed cascade, the oracle bound and the budget.
 
     Nothing is written on the data: every mark is named in a legend placed to the right
     of the axes (a baseline by its own marker and colour, with its energy and accuracy),
@@ -94,6 +94,14 @@ def plane_figure(result: dict[str, Any], journal: list[dict[str, Any]]):
         ax.plot(
             energy[front], accuracy[front], c="0.3", lw=1, marker="o", ms=6, mfc="none",
             label="Pareto front",
+        )  # fmt: skip
+    frontier = result.get("frontier") or []
+    if frontier:  # the designs across budgets, from the networks trained fully
+        ax.plot(
+            [p["test_energy_mj"] for p in frontier],
+            [100 * p["test_accuracy"] for p in frontier],
+            c="tab:red", lw=1, ls=":", marker=".", ms=7,
+            label=f"frontier: best cascade per budget ({len(frontier)}, test)",
         )  # fmt: skip
     tab10 = plt.get_cmap("tab10").colors
     colours = [tab10[i] for i in (0, 1, 4, 5, 6, 8, 9)]  # not the design's red/green, nor grey

@@ -8,6 +8,7 @@ test split is evaluated once, here, for the first time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from adaptive_cnn.design.config import DesignConfig
 from adaptive_cnn.design.context import RunContext
 from adaptive_cnn.design.costs import predictor_identity
 from adaptive_cnn.design.designer import Designer, Evaluation
-from adaptive_cnn.design.final_choice import FinalCandidate, choose_final
+from adaptive_cnn.design.final_choice import FinalCandidate, FinalChoice, choose_final
+from adaptive_cnn.design.frontier import FrontierPoint, design_frontier
 from adaptive_cnn.design.time_budget import Deadline
 from adaptive_cnn.run_folder import CLOUD_WEIGHTS, write_run, write_weights
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
@@ -73,6 +75,8 @@ def finalise(
     extra: dict[str, Any] = {"rerank_skipped": [c.to_row() for c in choice.skipped]}
     if choice.combination is not None:
         extra["combination"] = {**choice.combination.to_dict(), "promoted": list(choice.promoted)}
+    if choice.pool:
+        extra["frontier"] = [p.to_row() for p in _frontier(designer, choice, say)]
     return write_design(
         designer.context,
         choice.best,
@@ -82,6 +86,32 @@ def finalise(
         baselines,
         extra,
     )
+
+
+def _frontier(
+    designer: Designer, choice: FinalChoice, say: Callable[[str], None] | None
+) -> list[FrontierPoint]:
+    """The frontier across budgets of every network the choice trained fully."""
+    context, config = designer.context, designer.config
+    started = time.monotonic()
+    cloud = None
+    if config.has_cloud:
+        cloud = (context.cloud_probs("val"), context.cloud_probs("test"))
+    points = design_frontier(
+        {a: r.val_probs for a, r in choice.pool.items()},
+        {a: r.test_probs for a, r in choice.pool.items()},
+        context.dataset.val.labels,
+        context.dataset.test.labels,
+        context.costs,
+        config,
+        cloud,
+    )
+    if say:
+        say(
+            f"frontier: {len(points)} designs from {len(choice.pool)} fully trained networks "
+            f"across budgets, in {time.monotonic() - started:.1f} s (no training)"
+        )
+    return points
 
 
 def trained_after_choice(config: DesignConfig, baselines: bool) -> list[str]:
@@ -221,7 +251,12 @@ def _write_files(run_dir: Path, evaluations: list[Evaluation], summary: dict[str
     front = pareto_front(energy, acc, sent) if len(rows) else []
     pareto = [rows[i] for i in front]
     write_run(
-        run_dir, summary, search_rows=rows, pareto_rows=pareto, baseline_rows=summary["baselines"]
+        run_dir,
+        summary,
+        search_rows=rows,
+        pareto_rows=pareto,
+        baseline_rows=summary["baselines"],
+        frontier_rows=summary.get("frontier", []),
     )
 
 

@@ -1,8 +1,11 @@
-"""Combining a run's fully trained networks: exhaustive against brute force, bounded."""
+"""Combining a run's fully trained networks: exhaustive against brute force, bounded; the
+frontier across budgets built from them, and the run folder that holds it."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +14,9 @@ from adaptive_cnn.design import DesignConfig
 from adaptive_cnn.design.combination import admissible_cascades, best_combination
 from adaptive_cnn.design.costs import CostModel
 from adaptive_cnn.design.designer import constraint_violation, loss_of, solve_thresholds
+from adaptive_cnn.design.frontier import design_frontier, frontier_budgets, point_within
+from adaptive_cnn.errors import RunFolderError
+from adaptive_cnn.run_folder import load_run
 from energy_models.devices import load_device
 from energy_models.predictor import EnergyPredictor
 from selector import CascadeData, evaluate
@@ -120,3 +126,48 @@ def test_bounding_skips_cascades_that_cannot_win(costs):
     found = best_combination(val, labels, costs, config)
     assert found.best.stages == (ARCHS[0],) and found.best.val_metrics["accuracy"] == 1.0
     assert found.scored < found.admissible
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_point_is_the_best_cascade_at_its_budget_and_none_is_dominated(costs, seed):
+    rng = np.random.default_rng(seed)
+    val_labels, test_labels = rng.integers(0, 10, 400), rng.integers(0, 10, 300)
+    accuracies = (0.55, 0.65, 0.8, 0.86, 0.93)
+    val = {a: _probs(rng, val_labels, x) for a, x in zip(ARCHS, accuracies, strict=True)}
+    test = {a: _probs(rng, test_labels, x) for a, x in zip(ARCHS, accuracies, strict=True)}
+    config = DesignConfig.from_dict(
+        {"dataset": "digits", "link": "none", "local_stages": 2, "budget": "1mJ"}
+    )
+    points = design_frontier(val, test, val_labels, test_labels, costs, config, points=6)
+    energies = [costs.local(a).energy_mj for a in ARCHS]
+    assert frontier_budgets(energies, 6)[0] == pytest.approx(min(energies))
+    assert frontier_budgets(energies, 6)[-1] == pytest.approx(max(energies))
+    assert len(points) >= 2
+    for p in points:
+        assert p.val_energy_mj <= p.budget_mj * (1 + 1e-9)
+        at = config.changed(budget_mj=p.budget_mj)
+        best = best_combination(val, val_labels, costs, at).best
+        assert (best.stages, best.thresholds) == (p.stages, p.thresholds)
+        assert 0 <= p.test_accuracy <= 1 and p.test_energy_mj > 0
+    for a, b in zip(points, points[1:], strict=False):  # cheapest first, each more accurate
+        assert a.val_energy_mj <= b.val_energy_mj and a.val_accuracy < b.val_accuracy
+    middle = points[len(points) // 2]
+    chosen = point_within(points, middle.val_energy_mj)
+    assert chosen == middle  # the most accurate within its own energy is itself
+    assert point_within(points, points[0].val_energy_mj * 0.5) is None
+
+
+def test_a_run_folder_holds_its_frontier_and_rejects_a_corrupt_one(runtime_run_dir, tmp_path):
+    from adaptive_cnn.cli.design_command import format_result
+
+    summary = json.loads((runtime_run_dir / "result.json").read_text())
+    points = summary["frontier"]
+    assert points and (runtime_run_dir / "frontier.csv").read_text().count("\n") == len(points) + 1
+    assert [p["val_energy_mj"] for p in points] == sorted(p["val_energy_mj"] for p in points)
+    assert "frontier: the best cascade" in format_result(summary, runtime_run_dir)
+    broken = tmp_path / "run"
+    shutil.copytree(runtime_run_dir, broken)
+    summary["frontier"][0]["test_energy_mj"] = -1.0
+    (broken / "result.json").write_text(json.dumps(summary))
+    with pytest.raises(RunFolderError, match=r"frontier\[0\]\.test_energy_mj"):
+        load_run(broken)
