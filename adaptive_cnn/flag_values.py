@@ -102,3 +102,18 @@ def fraction_or_count(text: str) -> float | int:
             f"must be a fraction in (0, 1) or a whole count >= 1, got {count}"
         )
     return count
+
+
+def energy_mj(text: str) -> float:
+    """A device energy per image with its unit (``1.5mJ``, ``800uJ``, ``0.002J``; a bare
+    number is millijoules), > 0 and finite, in millijoules."""
+    from energy_models.errors import EnergyModelError
+    from energy_models.units import parse_energy_mj
+
+    try:
+        value = parse_energy_mj(text)
+    except EnergyModelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite energy > 0, got {text!r}")
+    return value

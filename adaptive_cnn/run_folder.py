@@ -24,6 +24,7 @@ with ``weights_only=True``; any defect is a :class:`RunFolderError` naming the f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -53,6 +54,7 @@ YAML_FILE = "design.yaml"
 CLOUD_WEIGHTS = "cloud.pt"
 TABLES = ("search.csv", "pareto.csv", "baselines.csv")
 FRONTIER_TABLE = "frontier.csv"  # the designs across budgets (bo runs)
+FRONTIER_WEIGHTS = "frontier"  # folder of the frontier's networks' weights
 DEVICE = "device"
 HISTORICAL_RUNTIME = "torch"
 """What a summary without ``pricing`` was priced for: before acnn recorded the runtime,
@@ -189,6 +191,53 @@ class RunFolder:
     def stage_names(self) -> str:
         return ", ".join(s.name for s in self.stages)
 
+    def at_budget(self, budget_mj: float) -> RunFolder:
+        """The design as the frontier's most accurate point (on validation) within
+        ``budget_mj`` of device energy per image: its stages, weights and thresholds, the
+        cloud stage as before. A device low on battery drops to a cheaper point this way
+        without re-designing.
+
+        Raises:
+            RunFolderError: the folder has no frontier, or even its cheapest point costs
+                more than ``budget_mj``.
+        """
+        points = self.summary.get("frontier") or []
+        if not points:
+            raise RunFolderError(
+                f"{self.path} has no frontier (written by acnn design's bo method): it "
+                "cannot switch designs by budget"
+            )
+        fits = [p for p in points if p["val_energy_mj"] <= budget_mj * (1 + 1e-9)]
+        if not fits:
+            cheapest = min(p["val_energy_mj"] for p in points)
+            raise RunFolderError(
+                f"no design of {self.path}'s frontier fits {budget_mj:g} mJ per image; its "
+                f"cheapest costs {cheapest:.3g} mJ (estimated)"
+            )
+        point = max(fits, key=lambda p: (p["val_accuracy"], -p["val_energy_mj"]))
+        f = _Fields(self.path / RESULT_FILE)
+        archs = point["stages"].split(" | ")
+        weights = point["weights"].split(" | ")
+        energies = [float(e) for e in point["stage_energy_mj"].split()]
+        thresholds = [float(t) for t in point["thresholds"].split()]
+        if not len(archs) == len(weights) == len(energies) or len(thresholds) != len(archs) - (
+            0 if self.cloud_stage else 1
+        ):
+            f.fail("frontier", "a point's stages, weights, energies and thresholds disagree")
+        local = tuple(
+            StageSpec(
+                stage_weights(i).removesuffix(".pt"),
+                arch,
+                DEVICE,
+                _inside(self.path, w, "frontier", f),
+                e,
+            )
+            for i, (arch, w, e) in enumerate(zip(archs, weights, energies, strict=True), 1)
+        )
+        cloud = () if self.cloud_stage is None else (self.cloud_stage,)
+        policy = ExitPolicy(tuple(thresholds), self.policy.metric)
+        return dataclasses.replace(self, stages=local + cloud, policy=policy)
+
     def load_network(self, stage: StageSpec) -> nn.Module:
         """The stage's network with its trained weights, in eval mode (logits out)."""
         try:
@@ -290,6 +339,21 @@ def write_weights(
         states.append(cloud_state)
     for state, path in zip(states, paths, strict=True):
         torch.save(dict(state), path)
+    return paths
+
+
+def write_frontier_weights(
+    run_dir: Path, states: Mapping[str, Mapping[str, torch.Tensor]]
+) -> dict[str, str]:
+    """Save the state dict of each network (architecture -> state) the frontier uses as
+    ``frontier/netN.pt``; return architecture -> that path, relative to the folder."""
+    folder = Path(run_dir) / FRONTIER_WEIGHTS
+    folder.mkdir(exist_ok=True)
+    paths = {}
+    for i, (arch, state) in enumerate(sorted(states.items()), start=1):
+        name = f"{FRONTIER_WEIGHTS}/net{i}.pt"
+        torch.save(dict(state), Path(run_dir) / name)
+        paths[arch] = name
     return paths
 
 
@@ -397,6 +461,9 @@ def _parse(root: Path, summary: Mapping[str, Any], f: _Fields) -> RunFolder:
     policy = _policy(f.mapping(f.required(summary, "policy", ""), "policy"), f)
     if policy.n_stages != len(stages):
         f.fail("policy", f"drives {policy.n_stages} stages, the design has {len(stages)}")
+    for i, point in enumerate(summary.get("frontier") or []):  # its networks' weights
+        for name in point["weights"].split(" | "):
+            _inside(root, name, f"frontier[{i}]", f)
     config = f.mapping(summary.get("config") or {}, "config")
     # the profile as the design was given it (a YAML path stays a path, so that the
     # device can be loaded again), else its name
@@ -512,7 +579,11 @@ def _figure(value: Any, key: str, kind: str, f: _Fields) -> None:
                 _figure(f.required(point, name, key), f"{key}[{i}].{name}", "amount", f)
             for name in ("val_accuracy", "test_accuracy"):
                 _figure(f.required(point, name, key), f"{key}[{i}].{name}", "fraction", f)
-            f.string(f.required(point, "stages", key), f"{key}[{i}].stages")
+            for name in ("stages", "weights", "stage_energy_mj"):
+                f.string(f.required(point, name, key), f"{key}[{i}].{name}")
+            if not isinstance(f.required(point, "thresholds", key), str):  # "" for 1 stage
+                f.fail(f"{key}[{i}].thresholds", "must be a string of numbers")
+
     elif kind == "string":
         f.string(value, key)
     elif kind == "rows":

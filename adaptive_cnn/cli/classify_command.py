@@ -42,6 +42,16 @@ def add_parser(commands) -> None:
         "--model", default="cloud", help="model name on the cloud server (default cloud)"
     )
     parser.add_argument("--link", default=None, help="link to charge (default: the design's)")
+    parser.add_argument(
+        "--budget",
+        type=values.energy_mj,
+        default=None,
+        metavar="ENERGY",
+        help="run the design's frontier point that is most accurate within this device "
+        "energy per image (e.g. 1.5mJ; a bare number is mJ; chosen on validation, "
+        "estimated) instead of the design: a cheaper point without re-designing "
+        "(default: the design itself)",
+    )
     parser.add_argument("--labels", metavar="FILE", help="true labels (IDX or .npy): accuracy")
     parser.add_argument("--json", action="store_true", help="one JSON object per image + summary")
     parser.add_argument(
@@ -110,6 +120,10 @@ def run_classify(args: argparse.Namespace) -> int:
 
         parse_target(args.cloud)  # an unusable address is an error before anything runs
     run = load_run(args.run_dir)
+    if args.budget is not None:
+        run = run.at_budget(args.budget)
+        stages = " -> ".join(s.arch for s in run.local_stages)
+        print(f"frontier point within {args.budget:g} mJ: {stages}", file=sys.stderr)
     if args.runtime is None:
         deployed_runtime(run)  # the priced runtime must be usable here, before any image
     torch.set_num_threads(deployed_threads(run, args.threads))

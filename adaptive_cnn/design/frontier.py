@@ -39,6 +39,7 @@ class FrontierPoint:
         thresholds: the exit thresholds, one per stage before the last.
         val_accuracy, val_energy_mj: its validation figures (where it was chosen).
         test_accuracy, test_energy_mj, bytes_per_image: its test figures.
+        stage_energy_mj: each local stage's predicted device energy per call.
     """
 
     budget_mj: float
@@ -49,6 +50,7 @@ class FrontierPoint:
     test_accuracy: float
     test_energy_mj: float
     bytes_per_image: float
+    stage_energy_mj: tuple[float, ...] = ()
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class FrontierPoint:
             "test_accuracy": self.test_accuracy,
             "test_energy_mj": self.test_energy_mj,
             "bytes_per_image": self.bytes_per_image,
+            "stage_energy_mj": " ".join(f"{e:.6g}" for e in self.stage_energy_mj),
         }
 
 
@@ -107,6 +110,7 @@ def design_frontier(
             test_accuracy=test["accuracy"],
             test_energy_mj=test["energy_mj"],
             bytes_per_image=test["bytes_per_image"],
+            stage_energy_mj=tuple(costs.local(a).energy_mj for a in best.stages),
         )
     return _undominated(list(found.values()))
 
@@ -122,10 +126,3 @@ def _undominated(points: list[FrontierPoint]) -> list[FrontierPoint]:
             kept.append(p)
             best_accuracy = p.val_accuracy
     return kept
-
-
-def point_within(points: list[FrontierPoint], budget_mj: float) -> FrontierPoint | None:
-    """The most accurate point (on validation) whose validation energy is within
-    ``budget_mj``; None when even the cheapest costs more."""
-    fitting = [p for p in points if p.val_energy_mj <= budget_mj * (1 + 1e-9)]
-    return max(fitting, key=lambda p: (p.val_accuracy, -p.val_energy_mj), default=None)

@@ -22,9 +22,14 @@ from adaptive_cnn.design.context import RunContext
 from adaptive_cnn.design.costs import predictor_identity
 from adaptive_cnn.design.designer import Designer, Evaluation
 from adaptive_cnn.design.final_choice import FinalCandidate, FinalChoice, choose_final
-from adaptive_cnn.design.frontier import FrontierPoint, design_frontier
+from adaptive_cnn.design.frontier import design_frontier
 from adaptive_cnn.design.time_budget import Deadline
-from adaptive_cnn.run_folder import CLOUD_WEIGHTS, write_run, write_weights
+from adaptive_cnn.run_folder import (
+    CLOUD_WEIGHTS,
+    write_frontier_weights,
+    write_run,
+    write_weights,
+)
 from selector import CascadeData, ExitPolicy, oracle, pareto_front
 
 
@@ -76,7 +81,7 @@ def finalise(
     if choice.combination is not None:
         extra["combination"] = {**choice.combination.to_dict(), "promoted": list(choice.promoted)}
     if choice.pool:
-        extra["frontier"] = [p.to_row() for p in _frontier(designer, choice, say)]
+        extra["frontier"] = _frontier(designer, choice, say)
     return write_design(
         designer.context,
         choice.best,
@@ -90,8 +95,9 @@ def finalise(
 
 def _frontier(
     designer: Designer, choice: FinalChoice, say: Callable[[str], None] | None
-) -> list[FrontierPoint]:
-    """The frontier across budgets of every network the choice trained fully."""
+) -> list[dict[str, Any]]:
+    """The frontier across budgets of every network the choice trained fully, as the run
+    folder's rows (its networks' weights written under ``frontier/``)."""
     context, config = designer.context, designer.config
     started = time.monotonic()
     cloud = None
@@ -106,12 +112,14 @@ def _frontier(
         config,
         cloud,
     )
+    used = {a for p in points for a in p.stages}
+    paths = write_frontier_weights(context.run_dir, {a: choice.pool[a].state_dict for a in used})
     if say:
         say(
             f"frontier: {len(points)} designs from {len(choice.pool)} fully trained networks "
             f"across budgets, in {time.monotonic() - started:.1f} s (no training)"
         )
-    return points
+    return [{**p.to_row(), "weights": " | ".join(paths[a] for a in p.stages)} for p in points]
 
 
 def trained_after_choice(config: DesignConfig, baselines: bool) -> list[str]:

@@ -56,6 +56,7 @@ def test_what_write_run_writes_load_run_reads(runtime_run_dir, tmp_path):
     states = [torch.load(s.weights, weights_only=True) for s in run.stages]
     written = write_weights(out, states[:-1], states[-1])
     assert [p.name for p in written] == ["stage1.pt", "stage2.pt", "cloud.pt"]
+    shutil.copytree(runtime_run_dir / "frontier", out / "frontier")  # the frontier's networks
     rows = [{"index": 0, "energy_mj": 1.5}]
     summary = {k: v for k, v in run.summary.items() if k != "format_version"}
     write_run(out, summary, search_rows=rows, pareto_rows=rows, baseline_rows=[])

@@ -130,3 +130,34 @@ def test_classify_table_says_priced_for_x_run_in_y(
     assert main(["classify", str(run.path), str(tmp_path / "x.npy")]) == 0
     out = capsys.readouterr().out
     assert "priced for" not in out and "local compute in onnxruntime" in out
+
+
+def test_classify_budget_runs_the_frontier_point_within_it(run, digits_test, tmp_path, capsys):
+    """--budget: the most accurate frontier point within the budget runs, its own networks
+    and thresholds, the cloud behind it as designed; a budget under the cheapest point is
+    one line and exit 2."""
+    from adaptive_cnn.errors import RunFolderError
+
+    points = run.summary["frontier"]
+    cheapest = min(points, key=lambda p: p["val_energy_mj"])
+    switched = run.at_budget(cheapest["val_energy_mj"])
+    assert [s.arch for s in switched.local_stages] == cheapest["stages"].split(" | ")
+    assert switched.cloud_stage == run.cloud_stage
+    assert switched.policy.thresholds == tuple(float(t) for t in cheapest["thresholds"].split())
+    for stage in switched.local_stages:
+        switched.load_network(stage)  # its own weights, written under frontier/
+    top = run.at_budget(1e9)
+    assert [s.arch for s in top.local_stages] == max(
+        points, key=lambda p: (p["val_accuracy"], -p["val_energy_mj"])
+    )["stages"].split(" | ")
+    with pytest.raises(RunFolderError, match="cheapest costs"):
+        run.at_budget(cheapest["val_energy_mj"] / 2)
+    np.save(tmp_path / "x.npy", digits_test[0][:3])
+    budget = f"{cheapest['val_energy_mj']}mJ"
+    assert main(["classify", str(run.path), str(tmp_path / "x.npy"), "--budget", budget]) == 0
+    captured = capsys.readouterr()
+    assert "frontier point within" in captured.err and len(captured.out.splitlines()) >= 3
+    low = f"{cheapest['val_energy_mj'] / 2}mJ"
+    assert main(["classify", str(run.path), str(tmp_path / "x.npy"), "--budget", low]) == 2
+    assert capsys.readouterr().err.startswith("acnn: error: no design of ")
+    assert main(["classify", str(run.path), str(tmp_path / "x.npy"), "--budget", "-1mJ"]) == 2
