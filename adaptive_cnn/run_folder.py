@@ -13,8 +13,10 @@
   priced for and the predictor's identity; :class:`Pricing`), and ``format_version`` says
   which format wrote them;
 - ``search.csv``, ``pareto.csv``, ``baselines.csv``: the search and baseline tables;
-  ``frontier.csv``: the summary's ``frontier`` (a ``bo`` run's designs across budgets from
-  the networks it trained fully, :mod:`adaptive_cnn.design.frontier`) as a table.
+  ``frontier.csv`` and ``frontier.yaml``: the summary's ``frontier`` (a ``bo`` run's
+  designs across budgets from the networks it trained fully,
+  :mod:`adaptive_cnn.design.frontier`) as a table and as YAML with the energies' label;
+  ``frontier/netN.pt``: the weights of the networks its points use.
 
 The journal (``journal.jsonl``) is the designer's own format. Reading trusts nothing:
 JSON, YAML with ``safe_load``, every path must resolve inside the folder, weights load
@@ -54,6 +56,7 @@ YAML_FILE = "design.yaml"
 CLOUD_WEIGHTS = "cloud.pt"
 TABLES = ("search.csv", "pareto.csv", "baselines.csv")
 FRONTIER_TABLE = "frontier.csv"  # the designs across budgets (bo runs)
+FRONTIER_YAML = "frontier.yaml"  # the same points, with the energies' label
 FRONTIER_WEIGHTS = "frontier"  # folder of the frontier's networks' weights
 DEVICE = "device"
 HISTORICAL_RUNTIME = "torch"
@@ -388,6 +391,8 @@ def write_run(
         _write_csv(run_dir / name, rows)
     if frontier_rows:
         _write_csv(run_dir / FRONTIER_TABLE, frontier_rows)
+        frontier = {"energy_source": summary.get("energy_source"), "points": list(frontier_rows)}
+        (run_dir / FRONTIER_YAML).write_text(yaml.safe_dump(frontier, sort_keys=False))
     result = run_dir / RESULT_FILE
     partial = result.with_name(f".{RESULT_FILE}.partial")
     partial.write_text(json.dumps(document, indent=1) + "\n")

@@ -191,7 +191,7 @@ def format_result(s: dict, run_dir: Path) -> str:
         *_single_path_lines(s.get("single_path")),
         *_baseline_lines(s.get("baselines", [])),
         f"wrote {run_dir}/design.yaml, result.json, search.csv, pareto.csv, baselines.csv, "
-        + ("frontier.csv, " if s.get("frontier") else "")
+        + ("frontier.csv, frontier.yaml, " if s.get("frontier") else "")
         + "stage*.pt, cloud.pt",
     ]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from adaptive_cnn.design import DesignConfig
 from adaptive_cnn.design.combination import admissible_cascades, best_combination
@@ -160,6 +161,8 @@ def test_a_run_folder_holds_its_frontier_and_rejects_a_corrupt_one(runtime_run_d
     points = summary["frontier"]
     assert points and (runtime_run_dir / "frontier.csv").read_text().count("\n") == len(points) + 1
     assert all((runtime_run_dir / w).is_file() for p in points for w in p["weights"].split(" | "))
+    frontier = yaml.safe_load((runtime_run_dir / "frontier.yaml").read_text())
+    assert frontier == {"energy_source": summary["energy_source"], "points": points}
     assert [p["val_energy_mj"] for p in points] == sorted(p["val_energy_mj"] for p in points)
     assert "frontier: the best cascade" in format_result(summary, runtime_run_dir)
     broken = tmp_path / "run"
