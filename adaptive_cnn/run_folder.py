@@ -219,26 +219,18 @@ class RunFolder:
             )
         point = max(fits, key=lambda p: (p["val_accuracy"], -p["val_energy_mj"]))
         f = _Fields(self.path / RESULT_FILE)
-        archs = point["stages"].split(" | ")
-        weights = point["weights"].split(" | ")
-        energies = [float(e) for e in point["stage_energy_mj"].split()]
-        thresholds = [float(t) for t in point["thresholds"].split()]
-        if not len(archs) == len(weights) == len(energies) or len(thresholds) != len(archs) - (
-            0 if self.cloud_stage else 1
-        ):
-            f.fail("frontier", "a point's stages, weights, energies and thresholds disagree")
+        row = _frontier_point(point, "frontier", f)
+        if len(row.thresholds) != len(row.archs) - (0 if self.cloud_stage else 1):
+            f.fail("frontier", "a point's thresholds do not match its stages")
         local = tuple(
-            StageSpec(
-                stage_weights(i).removesuffix(".pt"),
-                arch,
-                DEVICE,
-                _inside(self.path, w, "frontier", f),
-                e,
+            StageSpec(stage_weights(i).removesuffix(".pt"), arch, DEVICE,
+                      _inside(self.path, w, "frontier", f), e)
+            for i, (arch, w, e) in enumerate(
+                zip(row.archs, row.weights, row.energy_mj, strict=True), start=1
             )
-            for i, (arch, w, e) in enumerate(zip(archs, weights, energies, strict=True), 1)
-        )
+        )  # fmt: skip
         cloud = () if self.cloud_stage is None else (self.cloud_stage,)
-        policy = ExitPolicy(tuple(thresholds), self.policy.metric)
+        policy = ExitPolicy(row.thresholds, self.policy.metric)
         return dataclasses.replace(self, stages=local + cloud, policy=policy)
 
     def load_network(self, stage: StageSpec) -> nn.Module:
@@ -579,16 +571,7 @@ def _figure(value: Any, key: str, kind: str, f: _Fields) -> None:
         _figure(f.required(found, "seconds", key), f"{key}.seconds", "amount", f)
     elif kind == "frontier":  # the designs across budgets, cheapest first
         for i, row in enumerate(f.sequence(value, key)):
-            point = f.mapping(row, f"{key}[{i}]")
-            for name in ("budget_mj", "val_energy_mj", "test_energy_mj", "bytes_per_image"):
-                _figure(f.required(point, name, key), f"{key}[{i}].{name}", "amount", f)
-            for name in ("val_accuracy", "test_accuracy"):
-                _figure(f.required(point, name, key), f"{key}[{i}].{name}", "fraction", f)
-            for name in ("stages", "weights", "stage_energy_mj"):
-                f.string(f.required(point, name, key), f"{key}[{i}].{name}")
-            if not isinstance(f.required(point, "thresholds", key), str):  # "" for 1 stage
-                f.fail(f"{key}[{i}].thresholds", "must be a string of numbers")
-
+            _frontier_point(f.mapping(row, f"{key}[{i}]"), f"{key}[{i}]", f)
     elif kind == "string":
         f.string(value, key)
     elif kind == "rows":
@@ -636,6 +619,50 @@ def _stage(root: Path, index: int, data: Any, f: _Fields) -> StageSpec:
         energy_mj=f.number(data.get("energy_mj", 0.0), f"{at}.energy_mj"),
         payload_bytes=None if payload is None else f.number(payload, f"{at}.payload_bytes"),
     )
+
+
+def _frontier_point(point: Mapping[str, Any], at: str, f: _Fields) -> FrontierRow:
+    """One frontier point checked whole: figures in range, architectures that parse, one
+    weights file and one energy per stage, one threshold per exit (numbers or inf)."""
+    for name in ("budget_mj", "val_energy_mj", "test_energy_mj", "bytes_per_image"):
+        _figure(f.required(point, name, at), f"{at}.{name}", "amount", f)
+    for name in ("val_accuracy", "test_accuracy"):
+        _figure(f.required(point, name, at), f"{at}.{name}", "fraction", f)
+    archs = f.string(f.required(point, "stages", at), f"{at}.stages").split(" | ")
+    for arch in archs:
+        try:
+            parse_arch(arch)
+        except ArchitectureError as exc:
+            f.fail(f"{at}.stages", f"holds {arch!r}, not an architecture ({_brief(exc)})")
+    weights = f.string(f.required(point, "weights", at), f"{at}.weights").split(" | ")
+    energies = _numbers(f.required(point, "stage_energy_mj", at), f"{at}.stage_energy_mj", f)
+    thresholds = _numbers(f.required(point, "thresholds", at), f"{at}.thresholds", f, inf=True)
+    if not len(archs) == len(weights) == len(energies) or any(e < 0 for e in energies):
+        f.fail(at, "needs one weights file and one energy >= 0 per stage")
+    return FrontierRow(tuple(archs), tuple(weights), tuple(energies), tuple(thresholds))
+
+
+@dataclass(frozen=True)
+class FrontierRow:
+    """A frontier point's stages as the runtime needs them (strings parsed)."""
+
+    archs: tuple[str, ...]
+    weights: tuple[str, ...]
+    energy_mj: tuple[float, ...]
+    thresholds: tuple[float, ...]
+
+
+def _numbers(value: Any, at: str, f: _Fields, inf: bool = False) -> list[float]:
+    """Space-separated numbers of a frontier row (finite; ``inf`` too where allowed)."""
+    if not isinstance(value, str):
+        f.fail(at, f"must be a string of numbers, got {_show(value)}")
+    try:
+        numbers = [float(x) for x in value.split()]
+    except ValueError:
+        f.fail(at, f"must be a string of numbers, got {_show(value)}")
+    if not all(math.isfinite(x) or (inf and x == math.inf) for x in numbers):
+        f.fail(at, f"must hold finite numbers, got {_show(value)}")
+    return numbers
 
 
 def _inside(root: Path, name: str, at: str, f: _Fields) -> Path:

@@ -93,7 +93,10 @@ class ProfileStore:
         merged = {"format": PROFILE_FORMAT, "format_version": PROFILE_VERSION, **settings}
         if path.exists():
             existing = load_settings(root)
-            clashes = [k for k in IDENTITY_KEYS if existing.get(k) != merged.get(k)]
+            # a profile from before a key was recorded resumes (nchwc_block: timed here)
+            clashes = [
+                k for k in IDENTITY_KEYS if k in existing and existing.get(k) != merged.get(k)
+            ]
             if clashes:
                 detail = ", ".join(f"{k}={existing.get(k)!r}" for k in clashes)
                 raise EnergyModelError(

@@ -85,11 +85,23 @@ def admissible_cascades(
     archs: list[str], costs: CostModel, config: DesignConfig
 ) -> list[tuple[str, ...]]:
     """Every cascade of 1..``local_stages`` of ``archs`` in increasing predicted energy
-    whose stages fit the device's memory and whose first stage fits the budget."""
+    whose stages fit the device's memory and whose first stage fits the budget, and that
+    keeps what the user fixed: the ``--last-stage`` network last, and with one family per
+    stage (``--family`` repeated) each stage of the family of its place, counted from the
+    last (a shorter cascade drops the first places)."""
     ordered = sorted(set(archs), key=lambda a: (costs.local(a).energy_mj, a))
+    last = getattr(config.search, "last_stage", None)
+    families = config.stage_families
+    per_stage = len(set(families)) > 1
     cascades = []
     for n in range(1, config.local_stages + 1):
         for stages in itertools.combinations(ordered, n):
+            if last is not None and stages[-1] != last:
+                continue
+            if per_stage and any(
+                a.split(":", 1)[0] != fam for a, fam in zip(stages, families[-n:], strict=True)
+            ):
+                continue
             if costs.screen(stages, config.budget_mj, later_stage_factor=math.inf) is None:
                 cascades.append(stages)
     return cascades

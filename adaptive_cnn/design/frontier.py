@@ -56,13 +56,13 @@ class FrontierPoint:
         return {
             "budget_mj": self.budget_mj,
             "stages": " | ".join(self.stages),
-            "thresholds": " ".join(f"{t:.6g}" for t in self.thresholds),
+            "thresholds": " ".join(repr(float(t)) for t in self.thresholds),  # exact
             "val_accuracy": self.val_accuracy,
             "val_energy_mj": self.val_energy_mj,
             "test_accuracy": self.test_accuracy,
             "test_energy_mj": self.test_energy_mj,
             "bytes_per_image": self.bytes_per_image,
-            "stage_energy_mj": " ".join(f"{e:.6g}" for e in self.stage_energy_mj),
+            "stage_energy_mj": " ".join(repr(float(e)) for e in self.stage_energy_mj),
         }
 
 

@@ -113,6 +113,25 @@ def test_admissible_cascades_grow_in_cost_and_keep_the_budget(costs):
     }
 
 
+def test_admissible_cascades_keep_the_fixed_last_stage_and_each_stage_s_family(costs):
+    fixed = ARCHS[-1]
+    config = DesignConfig.from_dict(
+        {"dataset": "digits", "link": "none", "local_stages": 2, "budget": "1000mJ",
+         "last_stage": fixed}
+    )  # fmt: skip
+    cascades = admissible_cascades(list(ARCHS), costs, config)
+    assert cascades and all(c[-1] == fixed for c in cascades)
+    mixed = DesignConfig.from_dict(
+        {"dataset": "digits", "link": "none", "local_stages": 2, "budget": "1000mJ",
+         "families": ["mlp", "conv"]}
+    )  # fmt: skip
+    archs = [*ARCHS, "mlp:fc16"]
+    cascades = admissible_cascades(archs, costs, mixed)
+    assert ("mlp:fc16",) not in cascades and (ARCHS[0],) in cascades  # one stage: conv's
+    assert all(c[0].startswith("mlp:") for c in cascades if len(c) == 2)
+    assert all(c[-1].startswith("conv:") for c in cascades)
+
+
 def test_bounding_skips_cascades_that_cannot_win(costs):
     # one network right on every image: nothing can beat it, every other cascade with it
     # only adds cost, so scoring stops as soon as the bounds fall below it
@@ -172,6 +191,18 @@ def test_a_run_folder_holds_its_frontier_and_rejects_a_corrupt_one(runtime_run_d
     with pytest.raises(RunFolderError, match=r"frontier\[0\]\.test_energy_mj"):
         load_run(broken)
     summary["frontier"][0]["test_energy_mj"] = 1.0
+    for field, bad, message in (
+        ("thresholds", "0.5 abc", r"frontier\[0\]\.thresholds must be a string of numbers"),
+        ("thresholds", "nan", r"frontier\[0\]\.thresholds must hold finite numbers"),
+        ("stages", "conv:zz9", r"frontier\[0\]\.stages holds 'conv:zz9', not an architecture"),
+        ("stage_energy_mj", 3, r"frontier\[0\]\.stage_energy_mj must be a string"),
+    ):
+        good = summary["frontier"][0][field]
+        summary["frontier"][0][field] = bad
+        (broken / "result.json").write_text(json.dumps(summary))
+        with pytest.raises(RunFolderError, match=message):
+            load_run(broken)
+        summary["frontier"][0][field] = good
     summary["frontier"][0]["weights"] = "../../outside.pt"  # a hostile path: never read
     (broken / "result.json").write_text(json.dumps(summary))
     with pytest.raises(RunFolderError, match=r"frontier\[0\]\.weights .* outside the run folder"):
